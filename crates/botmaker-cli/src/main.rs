@@ -1,0 +1,2 @@
+//! The botmaker admin CLI (work in progress).
+fn main() {}

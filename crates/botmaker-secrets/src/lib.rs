@@ -1,0 +1,1 @@
+//! Secrets store (work in progress).

@@ -1,0 +1,1 @@
+//! Workspace-level tests live in `workspace/`; this library is empty.
