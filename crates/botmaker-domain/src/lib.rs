@@ -51,6 +51,7 @@ mod enums;
 mod error;
 mod id;
 mod names;
+pub mod repository;
 #[cfg(feature = "serde")]
 mod serde_impls;
 mod time;
@@ -60,6 +61,7 @@ pub use enums::{AiProvider, BotStatus, ChannelType};
 pub use error::DomainError;
 pub use id::BotId;
 pub use names::{BotName, ContainerId, ModelName, SecretName};
+pub use repository::{BotRepository, Clock, MemoryRepository, PageCursor, RepoError};
 pub use time::Timestamp;
 
 /// Renders a rejected input for an error message: escaped (control characters become

@@ -1,0 +1,173 @@
+//! The port every bot store implements: [`BotRepository`], its error
+//! [`RepoError`], and the [`Clock`] stores take their timestamps from.
+//!
+//! The SQLite store (`botmaker-sqlite`) and the in-memory [`MemoryRepository`]
+//! implement it and pass one shared conformance suite, so a PostgreSQL store can be
+//! added later without changing callers. The trait lives here, in the crate without
+//! I/O, so that such a store does not have to compile SQLite to implement it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::{Bot, BotId, BotName, BotStatus, ContainerId, NewBot, Timestamp};
+
+mod memory;
+pub use memory::MemoryRepository;
+
+/// Why a repository operation failed. Opening a store has its own errors in the
+/// store's crate; these are the ones every operation of every store can return.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepoError {
+    /// No bot with this id or name.
+    #[error("bot {bot} not found")]
+    NotFound {
+        /// The id or name that was looked up.
+        bot: String,
+    },
+    /// Another bot already has this name.
+    #[error("bot name \"{name}\" is already taken")]
+    NameTaken {
+        /// The name.
+        name: BotName,
+    },
+    /// Another bot already has this id.
+    #[error("bot id {id} is already taken")]
+    IdTaken {
+        /// The id.
+        id: BotId,
+    },
+    /// The lifecycle does not allow this status change (see [`BotStatus`]).
+    #[error("bot {id}: invalid status transition from {from} to {to}")]
+    InvalidTransition {
+        /// The bot.
+        id: BotId,
+        /// Its current status.
+        from: BotStatus,
+        /// The requested status.
+        to: BotStatus,
+    },
+    /// The store stayed locked by other writers for longer than its busy timeout.
+    /// Retryable: nothing was changed.
+    #[error("store busy: {operation} waited {waited_ms} ms for other writers; retry later")]
+    Busy {
+        /// What was attempted.
+        operation: &'static str,
+        /// How long it waited.
+        waited_ms: u64,
+    },
+    /// The stored data is damaged or not what this code wrote. Not retryable; the
+    /// store is never deleted or rewritten to "recover".
+    #[error("store corrupt: {detail}")]
+    Corrupt {
+        /// What was found.
+        detail: String,
+    },
+    /// Any other failure of the backing store (I/O error, full disk, …).
+    #[error("store failed during {operation}: {source}")]
+    Backend {
+        /// What was attempted.
+        operation: &'static str,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+/// Where a listing starts: the `(created_at, id)` of the last bot of the previous page.
+/// Listings are ordered newest first, ties broken by id (descending), so the order is
+/// total and a cursor never skips or repeats a bot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageCursor {
+    /// `created_at` of the last bot returned.
+    pub created_at: Timestamp,
+    /// `id` of the last bot returned.
+    pub id: BotId,
+}
+
+impl PageCursor {
+    /// The cursor that continues after `bot`.
+    pub fn after(bot: &Bot) -> Self {
+        Self {
+            created_at: bot.created_at,
+            id: bot.id,
+        }
+    }
+}
+
+/// A source of timestamps for `created_at`/`updated_at`. [`Clock::system`] reads the
+/// system clock; tests inject a fixed or stepping clock to make results comparable.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> Timestamp + Send + Sync>);
+
+impl Clock {
+    /// The system clock (UTC, microseconds).
+    pub fn system() -> Self {
+        Self(Arc::new(|| Timestamp::from_system_time(SystemTime::now())))
+    }
+
+    /// A clock that calls `f`.
+    pub fn from_fn(f: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// The current time by this clock.
+    pub fn now(&self) -> Timestamp {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::system()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// The bot registry. Every method is one atomic operation; implementations are
+/// `Send + Sync` and safe to share between threads.
+pub trait BotRepository: Send + Sync {
+    /// Registers a bot with status `created`, no container, and `created_at` =
+    /// `updated_at` = now. Fails with [`RepoError::NameTaken`] or
+    /// [`RepoError::IdTaken`] and then changes nothing.
+    fn create(&self, new: &NewBot) -> Result<Bot, RepoError>;
+
+    /// The bot with this id, or [`RepoError::NotFound`].
+    fn get(&self, id: &BotId) -> Result<Bot, RepoError>;
+
+    /// The bot with this name, or [`RepoError::NotFound`].
+    fn get_by_name(&self, name: &BotName) -> Result<Bot, RepoError>;
+
+    /// All bots (or those with `status`), newest first, ties broken by id descending.
+    fn list(&self, status: Option<BotStatus>) -> Result<Vec<Bot>, RepoError>;
+
+    /// At most `limit` bots (or those with `status`) that come after `after` in the
+    /// order of [`BotRepository::list`]; from the start when `after` is `None`. Walks
+    /// any number of bots in bounded memory.
+    fn list_page(
+        &self,
+        status: Option<BotStatus>,
+        after: Option<PageCursor>,
+        limit: usize,
+    ) -> Result<Vec<Bot>, RepoError>;
+
+    /// Changes the status if the lifecycle allows it
+    /// ([`RepoError::InvalidTransition`] otherwise) and refreshes `updated_at`.
+    fn set_status(&self, id: &BotId, to: BotStatus) -> Result<Bot, RepoError>;
+
+    /// Sets or clears the container id and refreshes `updated_at`.
+    fn set_container_id(
+        &self,
+        id: &BotId,
+        container: Option<&ContainerId>,
+    ) -> Result<Bot, RepoError>;
+
+    /// Removes the bot, or [`RepoError::NotFound`].
+    fn delete(&self, id: &BotId) -> Result<(), RepoError>;
+}
