@@ -1,1 +1,69 @@
-//! Secrets store (work in progress).
+//! Per-bot secrets on the filesystem: `<root>/<bot id>/<secret name>`, one `0600`
+//! file per secret in a `0700` directory per bot, written atomically and durably,
+//! never following a symlink. **This crate does not link SQLite**, and secret values
+//! never leave [`secrecy`]/[`zeroize`] types: no `Display`, a redacted `Debug`, never
+//! in an error message.
+//!
+//! A service reads its bot's secrets in a few lines:
+//!
+//! ```
+//! use botmaker_domain::{BotId, SecretName};
+//! use botmaker_secrets::SecretsStore;
+//! use secrecy::ExposeSecret;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let root = dir.path().join("secrets");
+//! let store = SecretsStore::open(&root)?; // created 0700 if missing, StrictModes-checked
+//! let bot: BotId = "0192f5a4-1b2c-7d3e-8f40-112233445566".parse()?;
+//! let key: SecretName = SecretName::AI_API_KEY.parse()?;
+//!
+//! // The admin side: text input loses one trailing newline (`echo key | …`).
+//! store.write_str(&bot, &key, "sk-test-123\n")?;
+//! assert!(store.missing_required(&bot)?.iter().any(|n| n.as_str() == "channel_token"));
+//!
+//! // The service side.
+//! let api_key = store.read_string(&bot, &key)?;
+//! assert_eq!(api_key.expose_secret(), "sk-test-123");
+//! assert_eq!(format!("{:?}", store.read(&bot, &key)?), "SecretValue(<redacted>)");
+//!
+//! // Listing shows metadata only.
+//! let listed = store.list(&bot)?;
+//! assert_eq!((listed[0].name.as_str(), listed[0].size, listed[0].mode), ("ai_api_key", 11, 0o600));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Secrets mounted by a platform (Docker's `/run/secrets`, systemd's
+//! `$CREDENTIALS_DIRECTORY`, `AI_API_KEY_FILE`, Kubernetes secret volumes) are read
+//! with the [`platform`] module.
+//!
+//! # How it stays safe
+//! - Bot ids and secret names are validated types ([`BotId`](botmaker_domain::BotId),
+//!   [`SecretName`](botmaker_domain::SecretName)); each is one plain path component.
+//! - The root is opened once (`O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC`) and checked like
+//!   OpenSSH StrictModes; everything else is relative to that descriptor, resolved
+//!   with `openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS)` (or `O_NOFOLLOW` per component
+//!   on kernels without it). The components of the root path above its last one are
+//!   trusted.
+//! - Writes: a `0600` temporary file (a `.tmp-` name no secret can have), write,
+//!   `fsync`, `renameat` over the secret, `fsync` the directory. Never `umask()`:
+//!   modes are set with `fchmod` on the new descriptor.
+//! - Reads: opened `O_NOFOLLOW|O_NONBLOCK`, `fstat` first (regular file, owner, no
+//!   group/other bits, one link, size cap), then a bounded read into a zeroizing buffer.
+//! - Deleting a bot renames its directory to a trash name first; leftovers of
+//!   interrupted writes and deletions are swept when the store is opened.
+//! - [`SecretsStore::audit`] reports drift; [`SecretsStore::repair`] fixes modes (by
+//!   `fchmod` on a checked descriptor) and leftovers, and only reports the rest.
+
+mod audit;
+mod error;
+mod fsutil;
+pub mod platform;
+mod store;
+mod value;
+
+pub use audit::{AuditReport, Finding, Issue};
+pub use error::{Result, SecretsError};
+pub use store::{Owner, SecretMeta, SecretsOptions, SecretsStore};
+pub use value::{SecretText, SecretValue, trim_trailing_newline};
