@@ -1,1 +1,66 @@
-//! SQLite store (work in progress).
+//! SQLite persistence for botmaker's bot registry: [`SqliteStore`] implements the
+//! domain's [`BotRepository`](botmaker_domain::BotRepository) on one database file, and
+//! [`migrate`] creates or upgrades that file. This crate never sees a secret value.
+//!
+//! ```
+//! use botmaker_domain::{BotRepository, BotStatus, NewBot};
+//! use botmaker_sqlite::{LATEST_VERSION, SqliteStore, migrate};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("state").join("botmaker.db");
+//!
+//! // Once, at install or upgrade time (`cargo xtask migrate`, `botmaker migrate`):
+//! let report = migrate(&path)?;
+//! assert_eq!(report.to_version, LATEST_VERSION);
+//!
+//! // In the service: open (never migrates), then use the repository.
+//! let store = SqliteStore::open(&path)?;
+//! let bot = store.create(&NewBot::new(
+//!     "support-bot".parse()?,
+//!     "anthropic".parse()?,
+//!     "claude-sonnet-4".parse()?,
+//!     "slack".parse()?,
+//! ))?;
+//! assert_eq!(store.get(&bot.id)?, bot);
+//! let running = store.set_status(&bot.id, BotStatus::Starting)?;
+//! assert_eq!(store.list(Some(BotStatus::Starting))?, vec![running]);
+//! assert!(store.integrity_check()?.is_empty());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The database
+//!
+//! - Journal mode WAL, `synchronous=NORMAL`, `foreign_keys=ON`, an explicit busy
+//!   timeout; one writer connection whose every write is a `BEGIN IMMEDIATE`
+//!   transaction, and a pool of read-only connections that read in parallel with it.
+//! - One STRICT `bots` table whose CHECK constraints list the domain's enumerations;
+//!   ids (lowercase UUIDs) and timestamps (microseconds since the Unix epoch, UTC) are
+//!   made in Rust.
+//! - Migrations are refinery's, embedded from `migrations/V{n}__{name}.sql`; shipped
+//!   migrations never change (a test pins their checksums), so fix forward.
+//!
+//! # Refusals
+//!
+//! Openers ([`SqliteStore::open`]) never migrate and never write to a database they
+//! refuse: a missing file, a file that is not a botmaker database, a schema newer than
+//! the code, a diverged history, or pending migrations each have their own
+//! [`StoreError`] variant. [`migrate`] refuses the same files, except that it creates a
+//! missing one and applies pending migrations. Nothing here ever deletes a database to
+//! recover.
+
+mod error;
+mod migrate;
+mod store;
+
+pub use error::StoreError;
+pub use migrate::{
+    AppliedMigration, MigrationInfo, MigrationReport, MigrationStatus, SchemaState, migrate,
+    migration_status, shipped_migrations,
+};
+pub use store::{SqliteStore, StoreOptions};
+
+/// The newest schema version this code ships: the `{n}` of the last
+/// `migrations/V{n}__{name}.sql`. Openers require exactly this version.
+pub const LATEST_VERSION: u32 = 1;
