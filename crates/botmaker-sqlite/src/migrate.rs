@@ -473,6 +473,12 @@ pub(crate) fn set_wal(conn: &Connection, path: &Path) -> Result<(), StoreError> 
 ///
 /// Returns the migrations applied; an empty list means the database was up to date.
 pub fn migrate(path: &Path) -> Result<MigrationReport, StoreError> {
+    // Refuse what must be refused before creating anything next to the file (read
+    // only); then look again under the lock, as another process may have changed it.
+    if matches!(file_kind(path)?, FileKind::Sqlite) {
+        let conn = connect_read_only(path)?;
+        plan(path, &read_history(&conn, path)?)?;
+    }
     create_parent(path)?;
     let _lock = take_lock(path)?;
     if matches!(file_kind(path)?, FileKind::Missing) {

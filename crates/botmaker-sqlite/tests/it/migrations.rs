@@ -1,0 +1,382 @@
+//! Migrating, the migration status, and every refusal of openers and `migrate`.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use botmaker_sqlite::{
+    LATEST_VERSION, MigrationInfo, SchemaState, SqliteStore, StoreError, migrate, migration_status,
+    shipped_migrations,
+};
+use refinery::{Migration, Runner};
+use rusqlite::Connection;
+
+use crate::support::{bytes, dir_entries, migrated_db};
+
+const V1_SQL: &str = include_str!("../../migrations/V1__create_bots.sql");
+
+/// Every shipped migration: file name, refinery checksum, byte length.
+/// Shipped migrations never change; add a new one.
+const SHIPPED: &[(&str, u64, usize)] = &[("V1__create_bots.sql", 15_473_874_698_871_672_115, 1670)];
+
+#[test]
+fn shipped_migrations_never_change() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let files = dir_entries(&dir);
+    let pinned: Vec<&str> = SHIPPED.iter().map(|(f, _, _)| *f).collect();
+    assert_eq!(
+        files, pinned,
+        "every migration file is pinned here (add the new one to SHIPPED)"
+    );
+    let shipped = shipped_migrations();
+    assert_eq!(shipped.len(), SHIPPED.len());
+    for ((file, checksum, len), info) in SHIPPED.iter().zip(&shipped) {
+        assert_eq!(
+            format!("V{}__{}.sql", info.version, info.name),
+            *file,
+            "migration order"
+        );
+        let actual_len = std::fs::metadata(dir.join(file)).unwrap().len();
+        assert!(
+            info.checksum == *checksum && actual_len == u64::try_from(*len).unwrap(),
+            "{file} changed (checksum {}, {actual_len} bytes; pinned {checksum}, {len} bytes): \
+             shipped migrations never change; add a new one",
+            info.checksum
+        );
+    }
+}
+
+fn journal_mode(path: &Path) -> String {
+    let conn = Connection::open(path).unwrap();
+    conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn history(path: &Path) -> Vec<(i64, String)> {
+    let conn = Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT version, name FROM refinery_schema_history ORDER BY version")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn v1() -> MigrationInfo {
+    shipped_migrations().remove(0)
+}
+
+#[test]
+fn a_fresh_migrate_creates_the_database_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state").join("deeper").join("botmaker.db");
+    let report = migrate(&path).unwrap();
+    assert_eq!(report.applied, vec![v1()]);
+    assert_eq!(report.applied[0].name, "create_bots");
+    assert_eq!(
+        (report.from_version, report.to_version),
+        (0, LATEST_VERSION)
+    );
+    assert!(!report.was_up_to_date());
+
+    assert_eq!(journal_mode(&path), "wal");
+    assert_eq!(history(&path), vec![(1, "create_bots".to_owned())]);
+    // Modes are set explicitly, whatever the umask: nothing for group or others.
+    for p in [
+        path.parent().unwrap(),
+        path.parent().unwrap().parent().unwrap(),
+    ] {
+        let mode = std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} has mode {mode:o}", p.display());
+    }
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "database mode {mode:o}");
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version(), LATEST_VERSION);
+    assert_eq!(store.path(), path);
+    assert_eq!(store.quick_check().unwrap(), Vec::<String>::new());
+    assert_eq!(store.integrity_check().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn migrating_twice_is_a_no_op() {
+    let (_dir, path) = migrated_db();
+    let report = migrate(&path).unwrap();
+    assert!(report.was_up_to_date());
+    assert_eq!(report.applied, vec![]);
+    assert_eq!((report.from_version, report.to_version), (1, 1));
+    assert_eq!(history(&path).len(), 1);
+}
+
+#[test]
+fn status_reports_without_touching_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("botmaker.db");
+
+    let status = migration_status(&path).unwrap();
+    assert_eq!(status.state, SchemaState::Missing);
+    assert_eq!(
+        (status.db_version, status.code_version),
+        (0, LATEST_VERSION)
+    );
+    assert_eq!(status.pending, vec![v1()]);
+    assert!(!path.exists(), "status must not create the database");
+    assert_eq!(dir_entries(dir.path()), Vec::<String>::new());
+
+    migrate(&path).unwrap();
+    let before = bytes(&path);
+    let status = migration_status(&path).unwrap();
+    assert_eq!(status.state, SchemaState::UpToDate);
+    assert_eq!(status.db_version, 1);
+    assert_eq!(status.pending, vec![]);
+    assert_eq!(status.applied.len(), 1);
+    assert_eq!(status.applied[0].version, 1);
+    assert_eq!(status.applied[0].name, "create_bots");
+    assert_eq!(status.applied[0].checksum, Some(v1().checksum));
+    assert!(status.applied[0].applied_on.is_some());
+    assert_eq!(bytes(&path), before);
+}
+
+/// A database as newer code would leave it: V1 and a V2 this code does not know.
+fn too_new_db() -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, path) = migrated_db();
+    let mut conn = Connection::open(&path).unwrap();
+    Runner::new(&[
+        Migration::unapplied("V1__create_bots", V1_SQL).unwrap(),
+        Migration::unapplied("V2__add_future", "CREATE TABLE future (x INTEGER) STRICT;").unwrap(),
+    ])
+    .run(&mut conn)
+    .unwrap();
+    conn.execute(
+        "INSERT INTO bots (id, name, ai_provider, model, channel_type, status, created_at, \
+         updated_at) VALUES ('00000000-0000-4000-8000-000000000001', 'alpha', 'openai', 'm', \
+         'slack', 'created', 1, 1)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    (dir, path)
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_untouched() {
+    let (dir, path) = too_new_db();
+    let before = bytes(&path);
+    let entries = dir_entries(dir.path());
+
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { db: 2, code: 1, .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("version 2") && message.contains("version 1"),
+        "{message}"
+    );
+    assert!(message.contains(&path.display().to_string()), "{message}");
+
+    let err = migrate(&path).unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { db: 2, code: 1, .. }),
+        "{err:?}"
+    );
+    let status = migration_status(&path).unwrap();
+    assert_eq!(status.state, SchemaState::TooNew);
+    assert_eq!(status.db_version, 2);
+
+    assert_eq!(bytes(&path), before, "the database is untouched");
+    // SQLite's read-only connections may leave the -wal/-shm companions of a WAL
+    // database; nothing else appears.
+    let mut after = dir_entries(dir.path());
+    after.retain(|e| !e.ends_with("-wal") && !e.ends_with("-shm"));
+    assert_eq!(after, entries);
+    let conn = Connection::open(&path).unwrap();
+    let bots: i64 = conn
+        .query_row("SELECT count(*) FROM bots", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(bots, 1);
+}
+
+#[test]
+fn a_diverged_history_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("botmaker.db");
+    let mut conn = Connection::open(&path).unwrap();
+    Runner::new(&[
+        Migration::unapplied("V1__create_bots", "CREATE TABLE bots (id TEXT);").unwrap(),
+    ])
+    .run(&mut conn)
+    .unwrap();
+    drop(conn);
+    let before = bytes(&path);
+
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(err, StoreError::MigrationsDiverged { version: 1, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("never change"), "{err}");
+    let err = migrate(&path).unwrap_err();
+    assert!(
+        matches!(err, StoreError::MigrationsDiverged { version: 1, .. }),
+        "{err:?}"
+    );
+    assert!(matches!(
+        migration_status(&path).unwrap().state,
+        SchemaState::Diverged { version: 1, .. }
+    ));
+    assert_eq!(bytes(&path), before);
+}
+
+/// Deterministic pseudo-random bytes.
+fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            seed.to_be_bytes()[0]
+        })
+        .collect()
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_byte_for_byte_untouched() {
+    let mut header_then_noise = b"SQLite format 3\0".to_vec();
+    header_then_noise.extend(noise(8192, 7));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("random bytes", noise(4096, 42)),
+        ("text", b"this is a text file, not a database\n".repeat(50)),
+        ("short text", b"x".to_vec()),
+        ("sqlite header, then noise", header_then_noise),
+    ];
+    for (what, content) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("botmaker.db");
+        std::fs::write(&path, &content).unwrap();
+
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotADatabase { .. }),
+            "{what}: open: {err:?}"
+        );
+        assert!(err.to_string().contains("botmaker.db"), "{err}");
+        let err = migrate(&path).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotADatabase { .. }),
+            "{what}: migrate: {err:?}"
+        );
+        let err = migration_status(&path).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotADatabase { .. }),
+            "{what}: status: {err:?}"
+        );
+        assert_eq!(bytes(&path), content, "{what}: byte for byte untouched");
+        assert_eq!(dir_entries(dir.path()), vec!["botmaker.db"], "{what}");
+    }
+}
+
+#[test]
+fn a_folder_is_not_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = SqliteStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::NotADatabase { .. }), "{err:?}");
+    let err = migrate(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::NotADatabase { .. }), "{err:?}");
+}
+
+#[test]
+fn another_applications_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("botmaker.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE customers (name TEXT); INSERT INTO customers VALUES ('x');")
+        .unwrap();
+    drop(conn);
+    let before = bytes(&path);
+    for err in [
+        SqliteStore::open(&path).unwrap_err(),
+        migrate(&path).unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::NotADatabase { .. }), "{err:?}");
+    }
+    assert_eq!(bytes(&path), before);
+}
+
+#[test]
+fn a_missing_file_is_refused_and_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("botmaker.db");
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Missing { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("migrate") && message.contains("nested/botmaker.db"),
+        "{message}"
+    );
+    assert_eq!(dir_entries(dir.path()), Vec::<String>::new());
+}
+
+fn assert_pending(path: &Path, db: u32) {
+    let before = bytes(path);
+    let err = SqliteStore::open(path).unwrap_err();
+    match &err {
+        StoreError::MigrationsPending {
+            db: d,
+            code,
+            pending,
+            ..
+        } => {
+            assert_eq!((*d, *code), (db, LATEST_VERSION));
+            assert_eq!(pending, &vec![v1()]);
+        }
+        other => panic!("expected MigrationsPending, got {other:?}"),
+    }
+    assert!(err.to_string().contains("migrate"), "{err}");
+    assert_eq!(bytes(path), before, "openers never migrate");
+    assert_eq!(migration_status(path).unwrap().state, SchemaState::Pending);
+    // `migrate` then makes it usable.
+    assert_eq!(migrate(path).unwrap().applied, vec![v1()]);
+    SqliteStore::open(path).unwrap();
+}
+
+#[test]
+fn an_empty_file_has_every_migration_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("botmaker.db");
+    std::fs::write(&path, b"").unwrap();
+    assert_pending(&path, 0);
+}
+
+#[test]
+fn an_empty_database_has_every_migration_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("botmaker.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE t (x); DROP TABLE t;")
+        .unwrap();
+    drop(conn);
+    assert!(bytes(&path).len() > 100);
+    assert_pending(&path, 0);
+}
+
+#[test]
+fn a_database_with_an_empty_history_has_every_migration_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("botmaker.db");
+    let mut conn = Connection::open(&path).unwrap();
+    Runner::new(&[]).run(&mut conn).unwrap();
+    drop(conn);
+    assert_eq!(history(&path), vec![]);
+    assert_pending(&path, 0);
+}
+
+#[test]
+fn open_sets_wal_and_the_store_works() {
+    let (_dir, path) = migrated_db();
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(journal_mode(&path), "wal");
+    drop(store);
+}
