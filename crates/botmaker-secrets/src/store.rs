@@ -247,7 +247,11 @@ impl SecretsStore {
                 path: path.clone(),
                 source: e,
             })?;
-            renameat(dir.as_fd(), tmp_name, dir.as_fd(), target).map_err(|e| io("rename", e))
+            renameat(dir.as_fd(), tmp_name, dir.as_fd(), target).map_err(|e| match e {
+                // The directory was deleted (and emptied) under us by a delete_bot.
+                Errno::ENOENT => SecretsError::Raced { path: path.clone() },
+                e => io("rename", e),
+            })
         })();
         drop(file);
         if let Err(e) = result {
@@ -611,6 +615,11 @@ impl SecretsStore {
             ) {
                 Ok(fd) => return Ok((File::from(fd), tmp)),
                 Err(Errno::EEXIST) => last = Errno::EEXIST,
+                Err(Errno::ENOENT) => {
+                    return Err(SecretsError::Raced {
+                        path: self.display_path(bot, None),
+                    });
+                }
                 Err(e) => {
                     last = e;
                     break;
@@ -650,6 +659,14 @@ impl SecretsStore {
                 path: path(),
                 mode: meta.perm,
                 expected: FILE_MODE,
+            });
+        }
+        if meta.nlink == 0 {
+            // Removed (or replaced and removed) after we opened it.
+            return Err(SecretsError::NotFound {
+                bot: *bot,
+                name: name.clone(),
+                path: path(),
             });
         }
         if meta.nlink != 1 {
@@ -741,6 +758,9 @@ pub(crate) fn classify_open_error(
         Errno::ELOOP => SecretsError::Symlink { path },
         Errno::ENOTDIR | Errno::ENXIO | Errno::EISDIR => match Meta::of_entry(dir, name) {
             Ok(m) if m.kind == Kind::Symlink => SecretsError::Symlink { path },
+            // A directory open failed with ENOTDIR, yet a directory is there now: it
+            // was swapped meanwhile.
+            Ok(m) if m.kind == Kind::Dir && e == Errno::ENOTDIR => SecretsError::Raced { path },
             Ok(m) if m.kind == Kind::Dir => SecretsError::NotRegularFile {
                 path,
                 kind: m.kind.describe(),
@@ -753,6 +773,7 @@ pub(crate) fn classify_open_error(
                 path,
                 kind: m.kind.describe(),
             },
+            Err(Errno::ENOENT) => SecretsError::Raced { path },
             Err(_) => SecretsError::io(op, path, e),
         },
         _ => SecretsError::io(op, path, e),

@@ -1,0 +1,22 @@
+//! Integration tests of botmaker-secrets: names, a model-based test, attacks, modes
+//! and owners, crashes, audit/repair, platform mounts, redaction.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::too_many_lines, // scenario tests read best top to bottom
+    missing_docs,
+    unreachable_pub
+)]
+
+mod attacks;
+mod audit;
+mod common;
+mod crash;
+mod model;
+mod modes;
+mod names;
+mod platform;
+mod redaction;

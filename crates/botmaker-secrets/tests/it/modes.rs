@@ -1,0 +1,294 @@
+//! Modes and owners, asserted with stat; hostile umasks in child processes; the
+//! StrictModes check of the root.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use botmaker_domain::BotId;
+use botmaker_secrets::{Owner, SecretsError, SecretsOptions, SecretsStore};
+
+use crate::common::{Fixture, euid, mode, name, run_child, uid};
+
+fn chmod(path: &Path, m: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+#[test]
+fn fresh_store_has_0700_dirs_and_0600_files_owned_by_us() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("deep/er/secrets");
+    let store = SecretsStore::open(&root).unwrap();
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(uid(&root), euid());
+    let bot = BotId::generate();
+    assert!(store.create_bot(&bot).unwrap());
+    assert!(!store.create_bot(&bot).unwrap(), "create_bot is idempotent");
+    store.write(&bot, &name("ai_api_key"), b"k").unwrap();
+    let dir = root.join(bot.to_string());
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(uid(&dir), euid());
+    let file = dir.join("ai_api_key");
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(uid(&file), euid());
+    assert_eq!(std::fs::metadata(&file).unwrap().nlink(), 1);
+    let listed = store.list(&bot).unwrap();
+    assert_eq!(listed[0].mode, 0o600);
+}
+
+#[test]
+fn configured_owner_is_applied_with_fchown() {
+    // CI runs as root, which may chown; as another user this is a no-op test.
+    if euid() != 0 {
+        return;
+    }
+    let owner = Owner {
+        uid: 65534,
+        gid: 65534,
+    };
+    let fx = Fixture::with(SecretsOptions {
+        owner: Some(owner),
+        ..SecretsOptions::default()
+    });
+    let bot = BotId::generate();
+    fx.store.write(&bot, &name("ai_api_key"), b"k").unwrap();
+    for p in [
+        fx.root.clone(),
+        fx.bot_dir(&bot),
+        fx.secret_path(&bot, "ai_api_key"),
+    ] {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (65534, 65534), "{}", p.display());
+    }
+    assert_eq!(mode(&fx.bot_dir(&bot)), 0o700);
+    assert_eq!(mode(&fx.secret_path(&bot, "ai_api_key")), 0o600);
+    assert_eq!(
+        fx.store.read(&bot, &name("ai_api_key")).unwrap().expose(),
+        b"k"
+    );
+    // The same store opened without the option expects files owned by us: refused.
+    let err = SecretsStore::open(&fx.root).unwrap_err();
+    assert!(matches!(err, SecretsError::InsecureRoot { .. }), "{err}");
+    std::os::unix::fs::chown(&fx.root, Some(0), Some(0)).unwrap();
+    let plain = SecretsStore::open(&fx.root).unwrap();
+    let err = plain.read(&bot, &name("ai_api_key")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SecretsError::WrongOwner {
+                uid: 65534,
+                expected: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn pre_existing_0644_file_is_refused_then_made_0600_by_the_next_write() {
+    let fx = Fixture::new();
+    let bot = BotId::generate();
+    let key = name("ai_api_key");
+    fx.store.write(&bot, &key, b"old").unwrap();
+    let path = fx.secret_path(&bot, "ai_api_key");
+    chmod(&path, 0o644);
+    let err = fx.store.read(&bot, &key).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SecretsError::InsecureMode {
+                mode: 0o644,
+                expected: 0o600,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("0644"), "{err}");
+    fx.store.write(&bot, &key, b"new").unwrap();
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(fx.store.read(&bot, &key).unwrap().expose(), b"new");
+}
+
+#[test]
+fn loose_bot_directory_is_tightened_by_a_write_and_refused_when_writable() {
+    let fx = Fixture::new();
+    let bot = BotId::generate();
+    let key = name("ai_api_key");
+    fx.store.write(&bot, &key, b"v").unwrap();
+    chmod(&fx.bot_dir(&bot), 0o777);
+    let err = fx.store.read(&bot, &key).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SecretsError::InsecureMode {
+                mode: 0o777,
+                expected: 0o700,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    fx.store.write(&bot, &key, b"w").unwrap();
+    assert_eq!(mode(&fx.bot_dir(&bot)), 0o700);
+    assert_eq!(fx.store.read(&bot, &key).unwrap().expose(), b"w");
+}
+
+fn insecure_root(root: &Path) -> (String, String, String) {
+    match SecretsStore::open(root) {
+        Err(SecretsError::InsecureRoot { reason, fix, .. }) => {
+            let msg = SecretsStore::open(root).unwrap_err().to_string();
+            (reason, fix, msg)
+        }
+        other => panic!("expected InsecureRoot, got {other:?}"),
+    }
+}
+
+#[test]
+fn world_and_group_writable_roots_are_refused_with_a_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("secrets");
+    std::fs::create_dir(&root).unwrap();
+    chmod(&root, 0o777);
+    let (reason, fix, msg) = insecure_root(&root);
+    assert!(reason.contains("world-writable"), "{reason}");
+    assert_eq!(fix, format!("chmod 700 {}", root.display()));
+    assert!(msg.contains("chmod 700"), "{msg}");
+    chmod(&root, 0o770);
+    let (reason, _, _) = insecure_root(&root);
+    assert!(reason.contains("group-writable"), "{reason}");
+    assert_eq!(mode(&root), 0o770, "a refused root is not touched");
+    // Readable by others is not writable: accepted (audit reports it).
+    chmod(&root, 0o755);
+    let store = SecretsStore::open(&root).unwrap();
+    let report = store.audit().unwrap();
+    assert_eq!(report.to_string(), ".: mode 0755, expected 0700");
+}
+
+#[test]
+fn root_owned_by_another_user_is_refused() {
+    if euid() != 0 {
+        return; // only root can hand a directory to another user
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("secrets");
+    std::fs::create_dir(&root).unwrap();
+    chmod(&root, 0o700);
+    std::os::unix::fs::chown(&root, Some(65534), Some(65534)).unwrap();
+    let (reason, fix, _) = insecure_root(&root);
+    assert!(reason.contains("owned by uid 65534"), "{reason}");
+    assert!(fix.starts_with("chown 0 "), "{fix}");
+    // Unless that user is the configured owner.
+    let opts = SecretsOptions {
+        owner: Some(Owner {
+            uid: 65534,
+            gid: 65534,
+        }),
+        ..SecretsOptions::default()
+    };
+    SecretsStore::open_with(&root, opts).unwrap();
+}
+
+#[test]
+fn symlinked_or_non_directory_root_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    chmod(&real, 0o700);
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (reason, _, _) = insecure_root(&link);
+    assert!(reason.contains("symlink"), "{reason}");
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"").unwrap();
+    let (reason, _, _) = insecure_root(&file);
+    assert!(reason.contains("not a directory"), "{reason}");
+}
+
+const UMASK_ENV: &str = "BOTMAKER_SECRETS_TEST_UMASK";
+const ROOT_ENV: &str = "BOTMAKER_SECRETS_TEST_ROOT";
+
+/// The child half of `hostile_umask_does_not_change_modes`: sets the umask of its own
+/// process and writes. In a normal run the variable is unset and this returns at once.
+#[test]
+fn umask_child() {
+    let (Ok(umask), Ok(root)) = (std::env::var(UMASK_ENV), std::env::var(ROOT_ENV)) else {
+        return;
+    };
+    let umask = u32::from_str_radix(&umask, 8).unwrap();
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    let store = SecretsStore::open(Path::new(&root)).unwrap();
+    let bot: BotId = "0192f5a4-1b2c-7d3e-8f40-112233445566".parse().unwrap();
+    store.write(&bot, &name("ai_api_key"), b"k").unwrap();
+    store.write(&bot, &name("ai_api_key"), b"k2").unwrap();
+    store
+        .write_str(&bot, &name("channel_token"), "t\n")
+        .unwrap();
+}
+
+#[test]
+fn hostile_umask_does_not_change_modes() {
+    for umask in ["000", "077", "022", "027"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("secrets");
+        run_child(
+            "modes::umask_child",
+            &[(UMASK_ENV, umask), (ROOT_ENV, root.to_str().unwrap())],
+        );
+        let dir = root.join("0192f5a4-1b2c-7d3e-8f40-112233445566");
+        assert_eq!(mode(&root), 0o700, "root under umask {umask}");
+        assert_eq!(mode(&dir), 0o700, "bot dir under umask {umask}");
+        for n in ["ai_api_key", "channel_token"] {
+            assert_eq!(mode(&dir.join(n)), 0o600, "{n} under umask {umask}");
+            assert_eq!(uid(&dir.join(n)), euid());
+        }
+        let store = SecretsStore::open(&root).unwrap();
+        let bot = "0192f5a4-1b2c-7d3e-8f40-112233445566".parse().unwrap();
+        assert_eq!(
+            store.read(&bot, &name("ai_api_key")).unwrap().expose(),
+            b"k2"
+        );
+        assert_eq!(
+            store.read(&bot, &name("channel_token")).unwrap().expose(),
+            b"t"
+        );
+    }
+}
+
+#[test]
+fn operations_on_one_bot_never_touch_another() {
+    let fx = Fixture::new();
+    let (a, b) = (BotId::generate(), BotId::generate());
+    for bot in [&a, &b] {
+        for n in ["ai_api_key", "channel_token", "channel_config"] {
+            fx.store
+                .write(bot, &name(n), format!("{bot}-{n}").as_bytes())
+                .unwrap();
+        }
+    }
+    let snapshot = |bot: &BotId| -> Vec<(String, u64, i64, i64, u32)> {
+        crate::common::entries(&fx.bot_dir(bot))
+            .into_iter()
+            .map(|n| {
+                let m = std::fs::symlink_metadata(fx.secret_path(bot, &n)).unwrap();
+                (n, m.ino(), m.mtime(), m.mtime_nsec(), m.mode())
+            })
+            .collect()
+    };
+    let before = snapshot(&b);
+    let dir_ino = std::fs::metadata(fx.bot_dir(&b)).unwrap().ino();
+    fx.store.write(&a, &name("ai_api_key"), b"rotated").unwrap();
+    fx.store.remove(&a, &name("channel_token")).unwrap();
+    assert!(fx.store.audit().unwrap().is_clean());
+    fx.store.repair().unwrap();
+    fx.store.delete_bot(&a).unwrap();
+    assert_eq!(snapshot(&b), before);
+    assert_eq!(std::fs::metadata(fx.bot_dir(&b)).unwrap().ino(), dir_ino);
+    assert_eq!(fx.store.bots().unwrap(), [b]);
+    for n in ["ai_api_key", "channel_token", "channel_config"] {
+        assert_eq!(
+            fx.store.read(&b, &name(n)).unwrap().expose(),
+            format!("{b}-{n}").as_bytes()
+        );
+    }
+}
