@@ -108,6 +108,8 @@ const UPDATE_CONTAINER: &str = concat!(
     bot_columns!()
 );
 const DELETE: &str = "DELETE FROM bots WHERE id = ?1";
+const QUICK_CHECK: &str = "PRAGMA quick_check";
+const INTEGRITY_CHECK: &str = "PRAGMA integrity_check";
 
 /// Every statement the store prepares (each through `prepare_cached`).
 #[cfg(test)]
@@ -127,6 +129,8 @@ const STATEMENTS: &[&str] = &[
     UPDATE_STATUS,
     UPDATE_CONTAINER,
     DELETE,
+    QUICK_CHECK,
+    INTEGRITY_CHECK,
 ];
 
 /// Prepared-statement cache size of every connection: room for all statements.
@@ -273,22 +277,22 @@ impl SqliteStore {
     /// SQLite's `PRAGMA quick_check`: the problems found, empty when the database is
     /// sound. Faster than [`SqliteStore::integrity_check`]; skips index contents.
     pub fn quick_check(&self) -> Result<Vec<String>, StoreError> {
-        self.check("quick_check")
+        self.check(QUICK_CHECK)
     }
 
     /// SQLite's `PRAGMA integrity_check`: the problems found, empty when the database
     /// is sound.
     pub fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
-        self.check("integrity_check")
+        self.check(INTEGRITY_CHECK)
     }
 
     fn check(&self, pragma: &'static str) -> Result<Vec<String>, StoreError> {
         let reader = self.readers.take();
         let Some(conn) = reader.conn.as_ref() else {
-            return Ok(Vec::new());
+            return Err(StoreError::Repo(lost_reader()));
         };
         let err = |e| sqlite_err(&self.path, pragma, e);
-        let mut stmt = conn.prepare(&format!("PRAGMA {pragma}")).map_err(err)?;
+        let mut stmt = conn.prepare_cached(pragma).map_err(err)?;
         let mut rows = stmt.query([]).map_err(err)?;
         let mut problems = Vec::new();
         while let Some(row) = rows.next().map_err(err)? {
@@ -329,9 +333,7 @@ impl SqliteStore {
     ) -> Result<T, RepoError> {
         let reader = self.readers.take();
         let Some(conn) = reader.conn.as_ref() else {
-            return Err(RepoError::Corrupt {
-                detail: "reader pool lost a connection".to_owned(),
-            });
+            return Err(lost_reader());
         };
         f(conn).map_err(|e| self.repo_err(operation, e))
     }
@@ -386,6 +388,15 @@ fn check_openable(path: &Path) -> Result<u32, StoreError> {
             code: LATEST_VERSION,
             pending,
         })
+    }
+}
+
+/// A reader guard always holds its connection until it is dropped; this error only
+/// exists so that the impossible case is not a panic.
+fn lost_reader() -> RepoError {
+    RepoError::Backend {
+        operation: "taking a reader connection",
+        source: "the reader pool handed out an empty guard".into(),
     }
 }
 
@@ -649,6 +660,7 @@ impl SqliteStore {
         let conn = self.lock_writer();
         STATEMENTS
             .iter()
+            .filter(|sql| !sql.starts_with("PRAGMA"))
             .map(|sql| {
                 let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
                 let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());

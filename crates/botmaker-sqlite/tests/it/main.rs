@@ -14,6 +14,7 @@
 
 mod concurrency;
 mod conformance;
+mod errors;
 mod migrations;
 mod model;
 mod support;

@@ -161,7 +161,7 @@ fn apply(repo: &dyn BotRepository, op: &Op) -> Result<String, String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn the_sqlite_store_behaves_like_the_model(
