@@ -140,6 +140,16 @@ pub enum SecretsError {
         /// Where it was looked for.
         path: PathBuf,
     },
+    /// A platform-mounted secret is larger than the size cap.
+    #[error("{path} is {size} bytes, over the limit of {max} bytes", path = path.display())]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The size seen (at least this much, if it grew while being read).
+        size: u64,
+        /// The cap.
+        max: usize,
+    },
     /// A platform-mounted secret resolves (through symlinks) outside its mount root.
     #[error("{path} resolves outside its mount root; refusing to follow it")]
     Escapes {

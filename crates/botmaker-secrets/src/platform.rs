@@ -171,13 +171,10 @@ impl MountedSecrets {
                 kind: meta.kind.describe(),
             });
         }
-        let too_large = |size| SecretsError::Io {
-            op: "read",
+        let too_large = |size| SecretsError::FileTooLarge {
             path: path.clone(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{size} bytes, over the limit of {} bytes", self.max),
-            ),
+            size,
+            max: self.max,
         };
         if meta.size > self.max as u64 {
             return Err(too_large(meta.size));

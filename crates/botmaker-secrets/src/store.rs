@@ -145,6 +145,19 @@ impl SecretsStore {
         .map_err(|e| root_open_error(root, e))?;
         let io = |op, e| SecretsError::io(op, root.to_path_buf(), e);
         let mut meta = Meta::of_fd(fd.as_fd()).map_err(|e| io("stat", e))?;
+        if created {
+            // Make the new root's own directory entry durable (best effort: the
+            // parent may not be ours to open).
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty())
+                && let Ok(pfd) = nix::fcntl::open(
+                    parent,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+            {
+                let _ = fsync(pfd.as_fd());
+            }
+        }
         if created && meta.uid == euid {
             fchmod(&fd, Mode::from_bits_truncate(DIR_MODE)).map_err(|e| io("chmod", e))?;
             if let Some(o) = options.owner {
@@ -581,11 +594,16 @@ impl SecretsStore {
 
     /// The bot's directory, created (0700, owner, root fsynced) if missing.
     fn bot_dir_for_write(&self, bot: &BotId) -> Result<(OwnedFd, bool)> {
+        match self.open_bot_dir(bot, DirUse::Write) {
+            Err(SecretsError::BotNotFound { .. }) => {}
+            other => return other.map(|fd| (fd, false)),
+        }
         let id = bot.to_string();
         let name = OsStr::new(&id);
         let path = self.display_path(bot, None);
         match mkdirat(self.root.as_fd(), name, Mode::from_bits_truncate(DIR_MODE)) {
             Ok(()) => {}
+            // Made by someone else since we looked.
             Err(Errno::EEXIST) => return Ok((self.open_bot_dir(bot, DirUse::Write)?, false)),
             Err(e) => return Err(SecretsError::io("create", path, e)),
         }
@@ -935,6 +953,57 @@ mod tests {
             b"canary"
         );
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn both_resolvers_run_the_whole_lifecycle() {
+        let tmp = tempfile::tempdir().unwrap();
+        for store in both(tmp.path()) {
+            let bot = BotId::generate();
+            let other = BotId::generate();
+            let key = SecretName::parse("ai_api_key").unwrap();
+            assert!(store.create_bot(&bot).unwrap());
+            store.write_str(&bot, &key, "k\n").unwrap();
+            store.write(&other, &key, b"o").unwrap();
+            assert_eq!(store.read(&bot, &key).unwrap().expose(), b"k");
+            assert_eq!(store.list(&bot).unwrap().len(), 1);
+            assert_eq!(store.missing_required(&bot).unwrap().len(), 2);
+            let mut bots = vec![bot, other];
+            bots.sort();
+            assert_eq!(store.bots().unwrap(), bots);
+            std::fs::write(store.display_path(&bot, None).join(".tmp-x"), b"").unwrap();
+            std::fs::create_dir(store.root_path().join(".trash-y")).unwrap();
+            let reopened = SecretsStore::open_inner(
+                store.root_path(),
+                SecretsOptions::default(),
+                Some(store.resolver),
+            )
+            .unwrap();
+            assert_eq!(reopened.swept(), 2);
+            store.remove(&bot, &key).unwrap();
+            assert!(matches!(
+                store.remove(&bot, &key),
+                Err(SecretsError::NotFound { .. })
+            ));
+            store.delete_bot(&bot).unwrap();
+            assert!(matches!(
+                store.delete_bot(&bot),
+                Err(SecretsError::BotNotFound { .. })
+            ));
+            assert!(
+                store
+                    .quarantine_bot(&other)
+                    .unwrap()
+                    .starts_with(".quarantine/")
+            );
+            assert!(store.audit().unwrap().is_clean());
+        }
+    }
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<SecretsStore>();
     }
 
     #[test]

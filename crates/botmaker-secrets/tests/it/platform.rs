@@ -102,7 +102,18 @@ fn fifo_and_oversized_mounted_files_are_refused() {
         mounted.read("fifo"),
         Err(SecretsError::NotRegularFile { kind: "fifo", .. })
     ));
-    assert!(mounted.read("big").is_err());
+    let err = mounted.read("big").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SecretsError::FileTooLarge {
+                size: 11,
+                max: 10,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(mounted.path(), tmp.path());
 }
 
