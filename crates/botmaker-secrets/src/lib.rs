@@ -36,7 +36,24 @@
 //!
 //! Secrets mounted by a platform (Docker's `/run/secrets`, systemd's
 //! `$CREDENTIALS_DIRECTORY`, `AI_API_KEY_FILE`, Kubernetes secret volumes) are read
-//! with the [`platform`] module.
+//! with the [`platform`] module, beneath the mount, accepting the platform's modes:
+//!
+//! ```no_run
+//! use botmaker_secrets::platform;
+//!
+//! # fn main() -> Result<(), botmaker_secrets::SecretsError> {
+//! // `$AI_API_KEY_FILE` if set, else Docker's /run/secrets/ai_api_key.
+//! let key = match platform::read_from_env("AI_API_KEY") {
+//!     Err(botmaker_secrets::SecretsError::NotConfigured { .. }) => platform::docker()?.read("ai_api_key")?,
+//!     other => other?,
+//! };
+//! if !key.strict_modes() {
+//!     eprintln!("warning: the mounted secret is readable by other users (mode {:o})", key.mode());
+//! }
+//! let _bytes: &[u8] = key.value().expose();
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # How it stays safe
 //! - Bot ids and secret names are validated types ([`BotId`](botmaker_domain::BotId),

@@ -368,3 +368,37 @@ fn sweeping_trash_never_follows_links_inside() {
     assert_eq!(entries(&fx.bot_dir(&bot)), ["ai_api_key"]);
     canary.check();
 }
+
+#[test]
+fn non_directory_or_non_canonical_bot_entries_are_not_bots() {
+    let fx = Fixture::new();
+    let bot = BotId::generate();
+    std::fs::write(fx.bot_dir(&bot), b"").unwrap();
+    let err = fx.store.read(&bot, &name("ai_api_key")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SecretsError::NotADirectory {
+                kind: "regular file",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(matches!(
+        fx.store.write(&bot, &name("ai_api_key"), b"v"),
+        Err(SecretsError::NotADirectory { .. })
+    ));
+    let upper = BotId::generate().to_string().to_uppercase();
+    std::fs::create_dir(fx.root.join(&upper)).unwrap();
+    assert!(fx.store.bots().unwrap().is_empty());
+    let report = fx.store.audit().unwrap().to_string();
+    assert!(
+        report.contains(&format!("{bot}: a regular file, expected a bot directory")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("{upper}: unexpected entry")),
+        "{report}"
+    );
+}
