@@ -1,2 +1,189 @@
-//! The botmaker admin CLI (work in progress).
-fn main() {}
+//! `botmaker`: the admin CLI of botmaker-foundation.
+//!
+//! Human output by default, `--json` where listed. An error is one line on stderr
+//! starting with `error:` and exit code 1; a usage error exits 2. Secret values are
+//! read from standard input only (never from the command line, where `ps` and shell
+//! history would see them) and printed only by `secret get`.
+#![allow(clippy::print_stderr)] // the one place errors are reported to the user
+
+mod commands;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "botmaker",
+    version,
+    about = "Create and manage AI chat bots and their credentials"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+    /// Data directory holding botmaker.db [env: BOTMAKER_DATA_DIR; default: ./data]
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Secrets directory [env: BOTMAKER_SECRETS_DIR, then SECRETS_DIR; default: ./secrets]
+    #[arg(long, global = true, value_name = "DIR")]
+    secrets_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the database or apply pending migrations
+    Migrate {
+        /// List applied and pending migrations instead
+        #[arg(long)]
+        status: bool,
+    },
+    /// Manage bots
+    #[command(subcommand)]
+    Bot(BotCommand),
+    /// Manage a bot's secrets
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Check the installation; --fix repairs what is safe
+    Doctor {
+        /// Repair modes and leftovers, quarantine orphan secrets directories
+        #[arg(long)]
+        fix: bool,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BotCommand {
+    /// Register a bot; prints its id
+    Create {
+        /// Unique name: lowercase letters, digits and '-'
+        name: String,
+        /// AI provider (openai, anthropic, google, ollama, mistral, azure-openai)
+        #[arg(long)]
+        provider: String,
+        /// Model name, e.g. gpt-4o
+        #[arg(long)]
+        model: String,
+        /// Chat channel (slack, discord, telegram, whatsapp, matrix, teams)
+        #[arg(long)]
+        channel: String,
+        /// Print the bot as a JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// List bots, newest first
+    List {
+        /// Only bots with this status
+        #[arg(long)]
+        status: Option<String>,
+        /// Print a JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one bot
+    Show {
+        /// Bot id or name
+        bot: String,
+        /// Print a JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a bot's status (transition-checked)
+    SetStatus {
+        /// Bot id or name
+        bot: String,
+        /// New status
+        status: String,
+    },
+    /// Delete a bot and its secrets
+    Delete {
+        /// Bot id or name
+        bot: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Set a secret; the value is read from standard input (one trailing newline removed)
+    Set {
+        /// Bot id or name
+        bot: String,
+        /// Secret name, e.g. ai_api_key, channel_token, channel_config
+        name: String,
+    },
+    /// Print a secret's value on standard output
+    Get {
+        /// Bot id or name
+        bot: String,
+        /// Secret name
+        name: String,
+    },
+    /// List a bot's secrets: names, sizes, modes (never values)
+    List {
+        /// Bot id or name
+        bot: String,
+        /// Print a JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a secret
+    Rm {
+        /// Bot id or name
+        bot: String,
+        /// Secret name
+        name: String,
+    },
+}
+
+/// How a command ended, when it did not fail: the exit code to use.
+pub(crate) enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1 without an error line (the command printed its own report).
+    Problems,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = botmaker::Config::from_env();
+    if let Some(dir) = cli.global.data_dir {
+        config = config.with_data_dir(dir);
+    }
+    if let Some(dir) = cli.global.secrets_dir {
+        config = config.with_secrets_dir(dir);
+    }
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let result = commands::run(&config, cli.command, &mut out).and_then(|o| {
+        out.flush()?;
+        Ok(o)
+    });
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Problems) => ExitCode::FAILURE,
+        // `botmaker bot list | head -1`: the reader went away; not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let message = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,1 +1,28 @@
-//! Facade (work in progress).
+#![doc = include_str!("../README.md")]
+
+pub use botmaker_domain as domain;
+#[cfg(feature = "secrets")]
+pub use botmaker_secrets as secrets;
+#[cfg(feature = "sqlite")]
+pub use botmaker_sqlite as sqlite;
+
+#[cfg(all(feature = "sqlite", feature = "secrets"))]
+mod botmaker;
+mod config;
+#[cfg(all(feature = "sqlite", feature = "secrets"))]
+mod doctor;
+mod error;
+#[cfg(feature = "sqlite")]
+mod migrate;
+
+#[cfg(all(feature = "sqlite", feature = "secrets"))]
+pub use botmaker::{BotRef, Botmaker};
+pub use config::{Config, DATABASE_FILE};
+#[cfg(all(feature = "sqlite", feature = "secrets"))]
+pub use doctor::{DoctorReport, Finding, FindingKind};
+pub use error::Error;
+#[cfg(feature = "sqlite")]
+pub use migrate::{migrate, migration_status};
+
+/// Result with the facade's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,1 @@
+//! Hostile input through the CLI (work in progress).

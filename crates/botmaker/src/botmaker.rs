@@ -1,0 +1,209 @@
+//! [`Botmaker`]: the registry and the secrets store, kept consistent with each other.
+
+use std::fmt;
+use std::str::FromStr;
+
+use botmaker_domain::{
+    Bot, BotId, BotName, BotRepository, BotStatus, ContainerId, NewBot, RepoError, SecretName,
+};
+use botmaker_secrets::{SecretMeta, SecretValue, SecretsError, SecretsOptions, SecretsStore};
+use botmaker_sqlite::{SqliteStore, StoreOptions};
+
+use crate::{Config, Error, Result};
+
+/// A reference to a bot as a user types it: its id or its name. Names shaped like a
+/// UUID are refused by [`BotName`], so a reference is never ambiguous.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BotRef {
+    /// By id.
+    Id(BotId),
+    /// By name.
+    Name(BotName),
+}
+
+impl FromStr for BotRef {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if let Ok(id) = BotId::parse(s) {
+            return Ok(Self::Id(id));
+        }
+        match BotName::parse(s) {
+            Ok(name) => Ok(Self::Name(name)),
+            Err(botmaker_domain::DomainError::InvalidBotName { value, .. }) => {
+                Err(Error::InvalidReference { reference: value })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl fmt::Display for BotRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Id(id) => id.fmt(f),
+            Self::Name(name) => name.fmt(f),
+        }
+    }
+}
+
+/// An installation: the bot registry (SQLite) and the secrets store, opened together.
+///
+/// Operations that touch both keep them consistent: creating a bot writes its secrets
+/// directory first and the row second, and removes the directory again if the row
+/// cannot be written; deleting removes the row first and the directory second. A crash
+/// in between can therefore only leave a secrets directory without a row, which
+/// [`Botmaker::doctor`] reports and `fix` quarantines (credentials are never deleted
+/// by the doctor).
+#[derive(Debug)]
+pub struct Botmaker {
+    config: Config,
+    store: SqliteStore,
+    secrets: SecretsStore,
+}
+
+impl Botmaker {
+    /// Opens the database (which must exist and be fully migrated: run
+    /// [`migrate`](crate::migrate) first) and the secrets store (created 0700 when
+    /// missing), with default options.
+    pub fn open(config: &Config) -> Result<Self> {
+        Self::open_with(config, StoreOptions::default(), SecretsOptions::default())
+    }
+
+    /// Opens with explicit store options.
+    pub fn open_with(
+        config: &Config,
+        store: StoreOptions,
+        secrets: SecretsOptions,
+    ) -> Result<Self> {
+        let store = SqliteStore::open_with(&config.database_path(), store)?;
+        let secrets = SecretsStore::open_with(config.secrets_dir(), secrets)?;
+        Ok(Self {
+            config: config.clone(),
+            store,
+            secrets,
+        })
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The bot registry, for operations that need only it.
+    pub fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    /// The secrets store, for operations that need only it.
+    pub fn secrets(&self) -> &SecretsStore {
+        &self.secrets
+    }
+
+    /// The bot a reference names, or [`RepoError::NotFound`].
+    pub fn resolve(&self, bot: &BotRef) -> Result<Bot> {
+        Ok(match bot {
+            BotRef::Id(id) => self.store.get(id)?,
+            BotRef::Name(name) => self.store.get_by_name(name)?,
+        })
+    }
+
+    /// Registers a bot and writes its initial secrets. Afterwards both the row and the
+    /// secrets directory exist, or neither does.
+    pub fn create_bot(&self, new: &NewBot, secrets: &[(SecretName, &[u8])]) -> Result<Bot> {
+        // Refuse before touching the disk when the registry already says no.
+        match self.store.get(&new.id) {
+            Ok(_) => return Err(RepoError::IdTaken { id: new.id }.into()),
+            Err(RepoError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match self.store.get_by_name(&new.name) {
+            Ok(_) => {
+                return Err(RepoError::NameTaken {
+                    name: new.name.clone(),
+                }
+                .into());
+            }
+            Err(RepoError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // A directory that already exists belongs to something else (an orphan of an
+        // earlier crash): refuse, and leave it alone.
+        if !self.secrets.create_bot(&new.id)? {
+            return Err(Error::OrphanSecrets { id: new.id });
+        }
+        let written = secrets
+            .iter()
+            .try_for_each(|(name, value)| Ok(self.secrets.write(&new.id, name, value)?));
+        let created = written.and_then(|()| Ok(self.store.create(new)?));
+        created.map_err(|cause| match self.secrets.delete_bot(&new.id) {
+            Ok(()) | Err(SecretsError::BotNotFound { .. }) => cause,
+            Err(cleanup) => Error::Compensation {
+                cause: Box::new(cause),
+                cleanup: Box::new(cleanup.into()),
+            },
+        })
+    }
+
+    /// All bots (or those with `status`), newest first.
+    pub fn list_bots(&self, status: Option<BotStatus>) -> Result<Vec<Bot>> {
+        Ok(self.store.list(status)?)
+    }
+
+    /// Changes a bot's status, if the lifecycle allows it.
+    pub fn set_status(&self, bot: &BotRef, to: BotStatus) -> Result<Bot> {
+        let id = self.resolve(bot)?.id;
+        Ok(self.store.set_status(&id, to)?)
+    }
+
+    /// Sets or clears a bot's container id.
+    pub fn set_container_id(&self, bot: &BotRef, container: Option<&ContainerId>) -> Result<Bot> {
+        let id = self.resolve(bot)?.id;
+        Ok(self.store.set_container_id(&id, container)?)
+    }
+
+    /// Deletes a bot: its row, then its secrets directory. Returns the deleted bot.
+    pub fn delete_bot(&self, bot: &BotRef) -> Result<Bot> {
+        let found = self.resolve(bot)?;
+        self.store.delete(&found.id)?;
+        match self.secrets.delete_bot(&found.id) {
+            Ok(()) | Err(SecretsError::BotNotFound { .. }) => Ok(found),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes (or rotates: the same atomic replace) one secret of a registered bot.
+    pub fn set_secret(&self, bot: &BotRef, name: &SecretName, value: &[u8]) -> Result<()> {
+        let id = self.resolve(bot)?.id;
+        Ok(self.secrets.write(&id, name, value)?)
+    }
+
+    /// Reads one secret of a registered bot.
+    pub fn get_secret(&self, bot: &BotRef, name: &SecretName) -> Result<SecretValue> {
+        let id = self.resolve(bot)?.id;
+        Ok(self.secrets.read(&id, name)?)
+    }
+
+    /// The secrets of a registered bot: names, sizes, modes; never values.
+    pub fn list_secrets(&self, bot: &BotRef) -> Result<Vec<SecretMeta>> {
+        let id = self.resolve(bot)?.id;
+        match self.secrets.list(&id) {
+            Err(SecretsError::BotNotFound { .. }) => Ok(Vec::new()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Removes one secret of a registered bot.
+    pub fn remove_secret(&self, bot: &BotRef, name: &SecretName) -> Result<()> {
+        let id = self.resolve(bot)?.id;
+        Ok(self.secrets.remove(&id, name)?)
+    }
+
+    /// The required secrets ([`SecretName::REQUIRED`]) a registered bot lacks.
+    pub fn missing_secrets(&self, bot: &BotRef) -> Result<Vec<SecretName>> {
+        let id = self.resolve(bot)?.id;
+        match self.secrets.missing_required(&id) {
+            Err(SecretsError::BotNotFound { .. }) => Ok(SecretName::required().to_vec()),
+            other => Ok(other?),
+        }
+    }
+}

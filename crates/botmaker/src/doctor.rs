@@ -1,0 +1,291 @@
+//! The doctor: checks an installation end to end and repairs what is safe.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use botmaker_domain::{BotId, BotRepository, SecretName};
+use botmaker_secrets::{Issue, SecretsOptions, SecretsStore};
+use botmaker_sqlite::{SqliteStore, StoreError, StoreOptions};
+
+use crate::{Botmaker, Config};
+
+/// What area a [`Finding`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum FindingKind {
+    /// The database file: missing, not a database, failing its integrity check.
+    Database,
+    /// The schema: migrations pending, or a database newer than the code.
+    Migrations,
+    /// The secrets root: missing permissions, wrong owner, cannot be opened.
+    SecretsRoot,
+    /// A mode, owner or file type inside the secrets store differs from what it should be.
+    SecretsDrift,
+    /// Temporary or trash entries left by an interrupted write or delete.
+    Leftovers,
+    /// A secrets directory whose bot is not in the database.
+    OrphanSecrets,
+    /// A registered bot lacks one of the required secrets.
+    MissingSecrets,
+}
+
+impl FindingKind {
+    /// A short lowercase name (`database`, `orphan-secrets`, …), also used in JSON.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Database => "database",
+            Self::Migrations => "migrations",
+            Self::SecretsRoot => "secrets-root",
+            Self::SecretsDrift => "secrets-drift",
+            Self::Leftovers => "leftovers",
+            Self::OrphanSecrets => "orphan-secrets",
+            Self::MissingSecrets => "missing-secrets",
+        }
+    }
+}
+
+impl fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem the doctor found, and whether `fix` repaired it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The area.
+    pub kind: FindingKind,
+    /// What it is about: a path relative to the secrets root, a bot, the database file.
+    pub subject: String,
+    /// What is wrong, and what to do when it was not fixed.
+    pub detail: String,
+    /// Whether it was repaired in this run.
+    pub fixed: bool,
+}
+
+/// The doctor's report: every finding, fixed or not. Healthy when nothing is left.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DoctorReport {
+    /// What was found, in the order of the checks.
+    pub findings: Vec<Finding>,
+    /// How many bots were checked.
+    pub bots_checked: usize,
+}
+
+impl DoctorReport {
+    /// True when no finding remains unfixed.
+    pub fn is_healthy(&self) -> bool {
+        self.findings.iter().all(|f| f.fixed)
+    }
+
+    fn push(
+        &mut self,
+        kind: FindingKind,
+        subject: impl Into<String>,
+        detail: impl Into<String>,
+        fixed: bool,
+    ) {
+        self.findings.push(Finding {
+            kind,
+            subject: subject.into(),
+            detail: detail.into(),
+            fixed,
+        });
+    }
+}
+
+impl fmt::Display for DoctorReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for finding in &self.findings {
+            let state = if finding.fixed { "fixed" } else { "problem" };
+            writeln!(
+                f,
+                "{state}: [{}] {}: {}",
+                finding.kind, finding.subject, finding.detail
+            )?;
+        }
+        let open = self.findings.iter().filter(|f| !f.fixed).count();
+        let fixed = self.findings.len() - open;
+        if open == 0 {
+            writeln!(
+                f,
+                "healthy: {} bots checked, {fixed} problems fixed",
+                self.bots_checked
+            )
+        } else {
+            writeln!(
+                f,
+                "unhealthy: {open} problems remain ({fixed} fixed, {} bots checked)",
+                self.bots_checked
+            )
+        }
+    }
+}
+
+impl Botmaker {
+    /// Checks the installation `config` describes: database integrity, migrations,
+    /// secrets drift (modes, owners, symlinks, unexpected entries), leftovers of
+    /// interrupted operations, orphan secrets directories and bots missing required
+    /// secrets.
+    ///
+    /// With `fix`, it repairs what is safe: modes (by `fchmod` on a descriptor, never
+    /// through a symlink), leftovers, and orphan secrets directories, which are moved
+    /// into a quarantine inside the secrets root (credentials are never deleted). It
+    /// never migrates, and never touches a database it cannot open.
+    ///
+    /// Opening the secrets store sweeps leftovers of interrupted writes and deletes;
+    /// the report lists them as fixed, since that happens on every open.
+    pub fn doctor(config: &Config, fix: bool) -> DoctorReport {
+        let mut report = DoctorReport::default();
+        let store = check_database(config, &mut report);
+        let secrets_subject = config.secrets_dir().display().to_string();
+        let secrets = match SecretsStore::open_with(config.secrets_dir(), SecretsOptions::default())
+        {
+            Ok(s) => s,
+            Err(e) => {
+                report.push(
+                    FindingKind::SecretsRoot,
+                    secrets_subject,
+                    e.to_string(),
+                    false,
+                );
+                return report;
+            }
+        };
+        check_secrets(&secrets, fix, &secrets_subject, &mut report);
+        if let Some(store) = store {
+            check_consistency(&store, &secrets, fix, &mut report);
+        }
+        report
+    }
+}
+
+/// Opens the database the way every command does (never migrating) and runs its
+/// integrity check; `None` when it cannot be opened (reported).
+fn check_database(config: &Config, report: &mut DoctorReport) -> Option<SqliteStore> {
+    let db_path = config.database_path();
+    let subject = db_path.display().to_string();
+    match SqliteStore::open_with(&db_path, StoreOptions::default()) {
+        Ok(store) => {
+            match store.integrity_check() {
+                Ok(problems) => {
+                    for p in problems {
+                        report.push(
+                            FindingKind::Database,
+                            &subject,
+                            format!("integrity check: {p}"),
+                            false,
+                        );
+                    }
+                }
+                Err(e) => report.push(FindingKind::Database, &subject, e.to_string(), false),
+            }
+            Some(store)
+        }
+        Err(e) => {
+            let kind = match e {
+                StoreError::SchemaTooNew { .. } | StoreError::MigrationsPending { .. } => {
+                    FindingKind::Migrations
+                }
+                _ => FindingKind::Database,
+            };
+            report.push(kind, &subject, e.to_string(), false);
+            None
+        }
+    }
+}
+
+/// Leftovers swept on open, then the secrets store's own audit (or repair).
+fn check_secrets(secrets: &SecretsStore, fix: bool, subject: &str, report: &mut DoctorReport) {
+    if secrets.swept() > 0 {
+        let detail = format!(
+            "removed {} leftover temporary or trash entries of interrupted operations",
+            secrets.swept()
+        );
+        report.push(FindingKind::Leftovers, subject, detail, true);
+    }
+    match if fix {
+        secrets.repair()
+    } else {
+        secrets.audit()
+    } {
+        Ok(audit) => {
+            for finding in &audit.findings {
+                let kind = match finding.issue {
+                    Issue::LeftoverTemp | Issue::LeftoverTrash => FindingKind::Leftovers,
+                    _ => FindingKind::SecretsDrift,
+                };
+                report.push(
+                    kind,
+                    &finding.path,
+                    finding.issue.to_string(),
+                    finding.repaired,
+                );
+            }
+        }
+        Err(e) => report.push(FindingKind::SecretsRoot, subject, e.to_string(), false),
+    }
+}
+
+/// The two halves against each other: orphan secrets directories, and registered bots
+/// missing required secrets.
+fn check_consistency(
+    store: &SqliteStore,
+    secrets: &SecretsStore,
+    fix: bool,
+    report: &mut DoctorReport,
+) {
+    let rows = match store.list(None) {
+        Ok(rows) => rows,
+        Err(e) => {
+            report.push(
+                FindingKind::Database,
+                store.path().display().to_string(),
+                e.to_string(),
+                false,
+            );
+            return;
+        }
+    };
+    report.bots_checked = rows.len();
+    let registered: BTreeSet<BotId> = rows.iter().map(|b| b.id).collect();
+    match secrets.bots() {
+        Ok(dirs) => {
+            for id in dirs.into_iter().filter(|id| !registered.contains(id)) {
+                let detail = "secrets directory of a bot that is not in the database";
+                let (detail, fixed) = match fix.then(|| secrets.quarantine_bot(&id)) {
+                    None => (
+                        format!("{detail} (--fix moves it into the quarantine)"),
+                        false,
+                    ),
+                    Some(Ok(to)) => (format!("{detail}; moved to {to}"), true),
+                    Some(Err(e)) => (format!("{detail}; quarantine failed: {e}"), false),
+                };
+                report.push(FindingKind::OrphanSecrets, id.to_string(), detail, fixed);
+            }
+        }
+        Err(e) => {
+            report.push(
+                FindingKind::SecretsRoot,
+                secrets.root_path().display().to_string(),
+                e.to_string(),
+                false,
+            );
+        }
+    }
+    for bot in &rows {
+        let subject = format!("{} ({})", bot.name, bot.id);
+        match secrets.missing_required(&bot.id) {
+            Ok(missing) if missing.is_empty() => {}
+            Ok(missing) => {
+                let names: Vec<&str> = missing.iter().map(SecretName::as_str).collect();
+                let detail = format!(
+                    "missing required secrets: {} (set them with `botmaker secret set`)",
+                    names.join(", ")
+                );
+                report.push(FindingKind::MissingSecrets, subject, detail, false);
+            }
+            Err(e) => report.push(FindingKind::MissingSecrets, subject, e.to_string(), false),
+        }
+    }
+}

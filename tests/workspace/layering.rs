@@ -1,0 +1,143 @@
+//! The layering invariants of ARCHITECTURE.md, checked on the real dependency graph.
+
+use std::process::Command;
+
+use crate::root;
+
+/// `cargo tree` of one package with the given extra arguments: the crate names only.
+fn tree(args: &[&str]) -> Vec<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "tree",
+            "--offline",
+            "--locked",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo tree {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+fn assert_absent(crates: &[String], forbidden: &[&str], what: &str) {
+    assert!(
+        crates.len() > 1,
+        "{what}: cargo tree printed too little: {crates:?}"
+    );
+    for f in forbidden {
+        assert!(
+            !crates.iter().any(|c| c == f),
+            "{what} must not depend on {f}: {crates:?}"
+        );
+    }
+}
+
+#[test]
+fn the_domain_crate_does_no_io() {
+    let crates = tree(&["-p", "botmaker-domain", "--all-features"]);
+    assert!(crates.iter().any(|c| c == "uuid"));
+    assert_absent(
+        &crates,
+        &["rusqlite", "libsqlite3-sys", "refinery", "nix", "secrecy"],
+        "botmaker-domain",
+    );
+}
+
+#[test]
+fn the_secrets_crate_does_not_link_sqlite() {
+    let crates = tree(&["-p", "botmaker-secrets", "--all-features"]);
+    assert!(crates.iter().any(|c| c == "nix"));
+    assert_absent(
+        &crates,
+        &["rusqlite", "libsqlite3-sys", "refinery"],
+        "botmaker-secrets",
+    );
+}
+
+#[test]
+fn the_facade_with_only_secrets_does_not_link_sqlite() {
+    let crates = tree(&[
+        "-p",
+        "botmaker",
+        "--no-default-features",
+        "--features",
+        "secrets",
+    ]);
+    assert!(crates.iter().any(|c| c == "botmaker-secrets"));
+    assert_absent(
+        &crates,
+        &["rusqlite", "libsqlite3-sys", "refinery", "botmaker-sqlite"],
+        "botmaker[secrets]",
+    );
+}
+
+#[test]
+fn the_sqlite_crate_never_sees_secrets_code() {
+    let crates = tree(&["-p", "botmaker-sqlite"]);
+    assert!(crates.iter().any(|c| c == "rusqlite"));
+    assert_absent(
+        &crates,
+        &["botmaker-secrets", "secrecy", "nix"],
+        "botmaker-sqlite",
+    );
+}
+
+#[test]
+fn exactly_one_sqlite_is_linked() {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
+    let count = lock
+        .lines()
+        .filter(|l| *l == "name = \"libsqlite3-sys\"")
+        .count();
+    assert_eq!(count, 1, "Cargo.lock must hold exactly one libsqlite3-sys");
+    let rusqlite = lock
+        .split("[[package]]")
+        .find(|p| p.contains("name = \"rusqlite\"\n"))
+        .unwrap();
+    assert!(
+        rusqlite.contains("version = \"0.41."),
+        "rusqlite must stay at the version refinery 0.10 accepts"
+    );
+}
+
+#[test]
+fn every_member_inherits_the_workspace_lints_and_package_fields() {
+    for dir in [
+        "crates/botmaker-domain",
+        "crates/botmaker-sqlite",
+        "crates/botmaker-secrets",
+        "crates/botmaker",
+        "crates/botmaker-cli",
+        "xtask",
+        "tests",
+    ] {
+        let manifest = std::fs::read_to_string(root().join(dir).join("Cargo.toml")).unwrap();
+        for needle in [
+            "[lints]\nworkspace = true",
+            "edition.workspace = true",
+            "license.workspace = true",
+            "rust-version.workspace = true",
+        ] {
+            assert!(
+                manifest.contains(needle),
+                "{dir}/Cargo.toml lacks `{needle}`"
+            );
+        }
+    }
+}
