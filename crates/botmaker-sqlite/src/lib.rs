@@ -52,6 +52,7 @@
 
 mod error;
 mod migrate;
+mod report;
 mod store;
 
 pub use error::StoreError;
