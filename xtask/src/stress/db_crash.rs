@@ -1,0 +1,218 @@
+//! Crash safety of the database: a child creates bots, changes their status and
+//! deletes them through `SqliteStore`, telling the parent about each write once it
+//! has returned, until it is SIGKILLed. After each kill `integrity_check` is `ok`,
+//! every acknowledged write is there and every acknowledged delete is gone.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use botmaker::domain::{BotId, BotRepository, BotStatus, NewBot};
+use botmaker::sqlite::{SqliteStore, StoreOptions};
+
+use super::common::{Deadline, Launcher, Scratch, Tally, say, sleep_us};
+use super::rng::Rng;
+
+/// Above this many bots, children delete more than they create.
+const SOFT_MAX_BOTS: usize = 150;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Op {
+    Create(BotId, String),
+    Status(BotId, BotStatus),
+    Delete(BotId),
+}
+
+impl Op {
+    fn parse(s: &str) -> Option<Self> {
+        let w: Vec<&str> = s.split(' ').collect();
+        let id = || w.get(1).and_then(|x| x.parse::<BotId>().ok());
+        match *w.first()? {
+            "c" => Some(Self::Create(id()?, (*w.get(2)?).to_owned())),
+            "s" => Some(Self::Status(id()?, BotStatus::parse(w.get(2)?).ok()?)),
+            "d" => Some(Self::Delete(id()?)),
+            _ => None,
+        }
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Self::Create(id, name) => format!("c {id} {name}"),
+            Self::Status(id, s) => format!("s {id} {s}"),
+            Self::Delete(id) => format!("d {id}"),
+        }
+    }
+}
+
+type Model = BTreeMap<BotId, (String, BotStatus)>;
+
+fn apply(model: &mut Model, op: &Op) {
+    match op {
+        Op::Create(id, name) => {
+            model.insert(*id, (name.clone(), BotStatus::Created));
+        }
+        Op::Status(id, s) => {
+            if let Some(e) = model.get_mut(id) {
+                e.1 = *s;
+            }
+        }
+        Op::Delete(id) => {
+            model.remove(id);
+        }
+    }
+}
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        readers: 1,
+        ..StoreOptions::default()
+    }
+}
+
+/// The child: `db-writer DB SEED NAME_BASE`. Runs until killed.
+pub(crate) fn child(args: &[String]) -> Result<()> {
+    let [db, seed, base] = args else {
+        anyhow::bail!("usage: db-writer DB SEED NAME_BASE");
+    };
+    let mut rng = Rng::new(seed.parse()?);
+    let mut counter: u64 = base.parse()?;
+    let store = SqliteStore::open_with(Path::new(db), options())?;
+    let mut model: Model = store
+        .list(None)?
+        .into_iter()
+        .map(|b| (b.id, (b.name.to_string(), b.status)))
+        .collect();
+    say("ready");
+    loop {
+        let ids: Vec<BotId> = model.keys().copied().collect();
+        let roll = rng.below(100);
+        let create_share = if ids.len() > SOFT_MAX_BOTS { 20 } else { 45 };
+        let op = if ids.is_empty() || roll < create_share {
+            counter += 1;
+            Op::Create(BotId::generate(), format!("db-{counter}"))
+        } else if roll < 85 {
+            let id = *rng.pick(&ids);
+            let from = model[&id].1;
+            let targets: Vec<BotStatus> = BotStatus::ALL
+                .iter()
+                .copied()
+                .filter(|t| from.can_transition_to(*t))
+                .collect();
+            Op::Status(id, *rng.pick(&targets))
+        } else {
+            Op::Delete(*rng.pick(&ids))
+        };
+        say(&format!("B {}", op.render()));
+        let result = match &op {
+            Op::Create(id, name) => store
+                .create(&NewBot::with_id(
+                    *id,
+                    name.parse()?,
+                    "anthropic".parse()?,
+                    "claude-sonnet-4".parse()?,
+                    "slack".parse()?,
+                ))
+                .map(drop),
+            Op::Status(id, s) => store.set_status(id, *s).map(drop),
+            Op::Delete(id) => store.delete(id),
+        };
+        if let Err(e) = result {
+            say(&format!("F {}: {e}", op.render()));
+            std::process::exit(3);
+        }
+        say("A");
+        apply(&mut model, &op);
+    }
+}
+
+/// The parent: kills children until `deadline`.
+pub(crate) fn run(launcher: &Launcher, deadline: Deadline, rng: &mut Rng) -> Result<Tally> {
+    let mut tally = Tally::new("database-writer");
+    let mut scratch = Scratch::new("db")?;
+    let db = scratch.path().join("botmaker.db");
+    botmaker::sqlite::migrate(&db)?;
+    let mut model = Model::new();
+    let mut round: u64 = 0;
+    while !deadline.passed() {
+        round += 1;
+        let args = vec![
+            "db-writer".to_owned(),
+            db.display().to_string(),
+            rng.next_u64().to_string(),
+            (round * 1_000_000).to_string(),
+        ];
+        let mut child = launcher.spawn(&args)?;
+        if rng.chance(50) {
+            sleep_us(rng.below(10_000));
+        } else if child.wait_for("ready") {
+            sleep_us(rng.below(25_000));
+        }
+        if child.kill_and_collect()? {
+            tally.kills += 1;
+        }
+        let mut pending = None;
+        for line in &child.seen {
+            if let Some(rest) = line.strip_prefix("B ") {
+                pending = Op::parse(rest);
+            } else if line == "A" {
+                if let Some(op) = pending.take() {
+                    tally.ops += 1;
+                    apply(&mut model, &op);
+                }
+            } else if let Some(msg) = line.strip_prefix("F ") {
+                tally.fail(format!("child: {msg}"));
+            }
+        }
+        verify(&db, &mut model, pending.as_ref(), &mut tally)?;
+    }
+    if tally.failures > 0 {
+        scratch.keep();
+        tally.fail(format!(
+            "scratch directory kept: {}",
+            scratch.path().display()
+        ));
+    }
+    Ok(tally)
+}
+
+fn verify(db: &Path, model: &mut Model, pending: Option<&Op>, tally: &mut Tally) -> Result<()> {
+    {
+        let conn = rusqlite::Connection::open(db).context("opening the database with rusqlite")?;
+        let rows: Vec<String> = conn
+            .prepare("PRAGMA integrity_check")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        tally.check(if rows == ["ok"] {
+            Ok(())
+        } else {
+            Err(format!("integrity_check: {rows:?}"))
+        });
+    }
+    let store = match SqliteStore::open_with(db, options()) {
+        Ok(s) => s,
+        Err(e) => {
+            tally.fail(format!("reopening after the kill: {e}"));
+            return Ok(());
+        }
+    };
+    let found: Model = store
+        .list(None)?
+        .into_iter()
+        .map(|b| (b.id, (b.name.to_string(), b.status)))
+        .collect();
+    let mut after = model.clone();
+    if let Some(op) = pending {
+        apply(&mut after, op);
+    }
+    tally.check(if found == *model || found == after {
+        Ok(())
+    } else {
+        let lost: Vec<_> = model.iter().filter(|(k, v)| found.get(k) != Some(v)).collect();
+        let extra: Vec<_> = found.keys().filter(|k| !model.contains_key(k)).collect();
+        Err(format!(
+            "database differs from the acknowledged writes (in flight: {pending:?}): lost or changed {lost:?}, unexpected {extra:?}"
+        ))
+    });
+    *model = found;
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! `cargo xtask stress [--secs S] [--seed X]`: the reliability campaign
+//! (RELIABILITY.md). Its parts run one after the other, each for a share of the time:
+//!
+//! - `secret-writer`: children rotating secrets, SIGKILLed at random moments;
+//! - `database-writer`: children writing bots through `SqliteStore`, SIGKILLed;
+//! - `contention`: 8 processes and 8 threads on one installation;
+//! - `hostile-library` and `hostile-cli`: a generated corpus of hostile input;
+//! - `symlink-swap`: `renameat2(RENAME_EXCHANGE)` races against every operation.
+//!
+//! It prints one line of counts per part and the seed, and fails if any check failed.
+//! The reliability tests (`tests/reliability`) include these modules and run each part
+//! for a second or two, so the campaign's code is the code the test suite runs.
+
+pub(crate) mod common;
+pub(crate) mod contention;
+pub(crate) mod db_crash;
+pub(crate) mod hostile;
+pub(crate) mod rng;
+pub(crate) mod secrets_crash;
+pub(crate) mod symlink_race;
+pub(crate) mod values;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use common::{Deadline, Launcher, Tally};
+use rng::Rng;
+
+/// Each part's share of the run, in per cent.
+const SHARES: [(&str, u64); 6] = [
+    ("secret-writer", 27),
+    ("database-writer", 25),
+    ("contention", 8),
+    ("hostile-library", 28),
+    ("hostile-cli", 6),
+    ("symlink-swap", 6),
+];
+
+/// Runs the campaign for `secs` seconds.
+pub(crate) fn run(secs: u64, seed: Option<u64>) -> Result<()> {
+    let seed = seed.unwrap_or_else(Rng::seed_from_clock);
+    let mut rng = Rng::new(seed);
+    let launcher = Launcher::xtask()?;
+    let started = Instant::now();
+    println!("stress: {secs} s, seed {seed} (replay with --seed {seed})");
+    let share = |part: &str| {
+        let pct = SHARES
+            .iter()
+            .find(|(p, _)| *p == part)
+            .map_or(0, |(_, s)| *s);
+        Deadline::after(Duration::from_millis(secs * 10 * pct))
+    };
+    let mut tallies: Vec<Tally> = Vec::new();
+    let mut record = |t: Tally| {
+        println!("{t}");
+        tallies.push(t);
+    };
+    record(secrets_crash::run(
+        &launcher,
+        share("secret-writer"),
+        &mut rng.fork(),
+        1,
+    )?);
+    record(db_crash::run(
+        &launcher,
+        share("database-writer"),
+        &mut rng.fork(),
+    )?);
+    record(contention::run(
+        &launcher,
+        share("contention"),
+        &mut rng.fork(),
+    )?);
+    record(hostile::run_library(
+        share("hostile-library"),
+        &mut rng.fork(),
+        500,
+    )?);
+    match hostile::cli_binary() {
+        Some(bin) => {
+            println!("hostile-cli: using {}", bin.display());
+            record(hostile::run_cli(
+                &bin,
+                share("hostile-cli"),
+                &mut rng.fork(),
+            )?);
+        }
+        None => println!(
+            "hostile-cli: skipped: no botmaker binary next to {} (build it with `cargo build -p botmaker-cli`; the CLI tests cover it too)",
+            std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ),
+    }
+    record(symlink_race::run(share("symlink-swap"))?);
+
+    let failures: u64 = tallies.iter().map(|t| t.failures).sum();
+    let get = |part: &str, f: &dyn Fn(&Tally) -> u64| {
+        tallies
+            .iter()
+            .filter(|t| t.part == part)
+            .map(f)
+            .sum::<u64>()
+    };
+    println!(
+        "stress: {:.0} s, seed {seed}: {} secret-writer kills, {} database-writer kills, {} hostile inputs ({} through the CLI), {} symlink-swap iterations, {} contention operations; {failures} failures",
+        started.elapsed().as_secs_f64(),
+        get("secret-writer", &|t| t.kills),
+        get("database-writer", &|t| t.kills),
+        get("hostile-library", &|t| t.get("inputs")) + get("hostile-cli", &|t| t.get("inputs")),
+        get("hostile-cli", &|t| t.get("inputs")),
+        get("symlink-swap", &|t| t.get("iterations")),
+        get("contention", &|t| t.ops),
+    );
+    anyhow::ensure!(failures == 0, "stress: {failures} failures (seed {seed})");
+    Ok(())
+}
+
+/// A child process of the campaign: the first argument names the part.
+pub(crate) fn child(args: &[String]) -> Result<()> {
+    match args.split_first() {
+        Some((part, rest)) if part == "secrets-writer" => secrets_crash::child(rest),
+        Some((part, rest)) if part == "db-writer" => db_crash::child(rest),
+        Some((part, rest)) if part == "contention" => contention::child(rest),
+        _ => anyhow::bail!("unknown stress child {args:?}"),
+    }
+}
