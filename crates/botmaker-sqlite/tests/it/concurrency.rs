@@ -4,6 +4,7 @@
 //! small single-process version of its work, so it is never a no-op.
 
 use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -88,6 +89,8 @@ fn create_bots(path: &Path, tag: &str, count: usize) -> Vec<BotId> {
 #[test]
 fn process_worker_creates_bots() {
     if let (Some(path), Some(tag)) = (std::env::var_os(WORKER_DB), std::env::var_os(WORKER_TAG)) {
+        let mut go = String::new();
+        std::io::stdin().read_line(&mut go).unwrap();
         create_bots(Path::new(&path), &tag.to_string_lossy(), 50);
         return;
     }
@@ -98,13 +101,13 @@ fn process_worker_creates_bots() {
     assert_eq!(store.list(None).unwrap().len(), ids.len());
 }
 
-/// Runs the test `name` of this binary as a worker process.
+/// Runs the test `name` of this binary as a worker process, its stdin a pipe.
 fn spawn_worker(name: &str, path: &Path, tag: &str) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(WORKER_DB, path)
         .env(WORKER_TAG, tag)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -129,7 +132,7 @@ fn finished(child: std::process::Child, what: &str) -> String {
 #[test]
 fn four_processes_create_bots_in_one_file() {
     let (_dir, path) = migrated_db();
-    let children: Vec<_> = (0..4)
+    let mut children: Vec<_> = (0..4)
         .map(|k| {
             spawn_worker(
                 "concurrency::process_worker_creates_bots",
@@ -138,6 +141,10 @@ fn four_processes_create_bots_in_one_file() {
             )
         })
         .collect();
+    // Every worker is started and waits for a line: release them together.
+    for child in &mut children {
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    }
     let mut acked = BTreeSet::new();
     for (k, child) in children.into_iter().enumerate() {
         let stdout = finished(child, &format!("worker {k}"));
@@ -170,6 +177,10 @@ fn migrate_and_report(path: &Path) -> usize {
 #[test]
 fn process_worker_migrates() {
     if let Some(path) = std::env::var_os(WORKER_DB) {
+        // Wait for the parent's "go" (a line on stdin), so that all workers start
+        // migrating at the same moment.
+        let mut go = String::new();
+        std::io::stdin().read_line(&mut go).unwrap();
         migrate_and_report(Path::new(&path));
         return;
     }
@@ -181,9 +192,10 @@ fn process_worker_migrates() {
 
 #[test]
 fn processes_migrating_at_once_apply_each_migration_once() {
+    const MIGRATORS: usize = 6;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state").join("botmaker.db");
-    let children: Vec<_> = (0..4)
+    let mut children: Vec<_> = (0..MIGRATORS)
         .map(|k| {
             spawn_worker(
                 "concurrency::process_worker_migrates",
@@ -192,6 +204,10 @@ fn processes_migrating_at_once_apply_each_migration_once() {
             )
         })
         .collect();
+    // Every worker is started and waits for a line: release them together.
+    for child in &mut children {
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    }
     let mut applied: Vec<usize> = children
         .into_iter()
         .enumerate()
@@ -206,9 +222,10 @@ fn processes_migrating_at_once_apply_each_migration_once() {
         })
         .collect();
     applied.sort_unstable();
+    let mut expected = vec![0; MIGRATORS - 1];
+    expected.push(1);
     assert_eq!(
-        applied,
-        vec![0, 0, 0, 1],
+        applied, expected,
         "exactly one applied V1, the others found it done"
     );
     let store = SqliteStore::open(&path).unwrap();

@@ -135,6 +135,9 @@ fn apply(repo: &dyn BotRepository, op: &Op) -> Result<String, String> {
                 let Some(last) = page.last() else { break };
                 after = Some(PageCursor::after(last));
                 pages.push(page);
+                if pages.len() > 64 {
+                    return Err("paging does not end".to_owned());
+                }
             }
             Ok(format!("{pages:?}"))
         }
