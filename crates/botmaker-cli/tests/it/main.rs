@@ -1,5 +1,10 @@
 //! Black-box tests: the built `botmaker` binary run against temporary directories.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::too_many_lines)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod errors;
 mod hostile;
