@@ -94,21 +94,42 @@ impl fmt::Display for Tally {
     }
 }
 
-/// When a part must stop.
+/// When a part must stop: at a time, and (for the tests, whose assertions must not
+/// depend on the machine's speed) not before it has done at least `min` rounds.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Deadline(Instant);
+pub(crate) struct Deadline {
+    at: Instant,
+    min: u64,
+}
 
 impl Deadline {
     pub(crate) fn after(d: Duration) -> Self {
-        Self(Instant::now() + d)
+        Self {
+            at: Instant::now() + d,
+            min: 0,
+        }
+    }
+
+    /// After `d`, but not before `min` rounds.
+    #[allow(dead_code)] // used by the reliability tests, which include this module
+    pub(crate) fn at_least(d: Duration, min: u64) -> Self {
+        Self {
+            at: Instant::now() + d,
+            min,
+        }
     }
 
     pub(crate) fn passed(self) -> bool {
-        Instant::now() >= self.0
+        Instant::now() >= self.at
+    }
+
+    /// Whether a loop that has done `rounds` rounds should stop.
+    pub(crate) fn over(self, rounds: u64) -> bool {
+        rounds >= self.min && self.passed()
     }
 
     pub(crate) fn remaining(self) -> Duration {
-        self.0.saturating_duration_since(Instant::now())
+        self.at.saturating_duration_since(Instant::now())
     }
 }
 

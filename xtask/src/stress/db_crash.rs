@@ -133,7 +133,7 @@ pub(crate) fn run(launcher: &Launcher, deadline: Deadline, rng: &mut Rng) -> Res
     botmaker::sqlite::migrate(&db)?;
     let mut model = Model::new();
     let mut round: u64 = 0;
-    while !deadline.passed() {
+    while !deadline.over(round) {
         round += 1;
         let args = vec![
             "db-writer".to_owned(),

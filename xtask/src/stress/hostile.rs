@@ -502,7 +502,7 @@ fn new_bot(name: BotName) -> Result<NewBot, botmaker::domain::DomainError> {
 pub(crate) fn run_library(deadline: Deadline, rng: &mut Rng, verify_every: u64) -> Result<Tally> {
     let mut tally = Tally::new("hostile-library");
     let mut target = Target::new()?;
-    while !deadline.passed() {
+    while !deadline.over(tally.ops) {
         let (s, s2, v) = (string(rng), string(rng), value(rng));
         tally.ops += 1;
         match catch_unwind(AssertUnwindSafe(|| target.feed(&s, &s2, &v))) {
@@ -568,7 +568,7 @@ pub(crate) fn run_cli(bin: &Path, deadline: Deadline, rng: &mut Rng) -> Result<T
             String::from_utf8_lossy(&out.stderr).into_owned(),
         ))
     };
-    while !deadline.passed() {
+    while !deadline.over(tally.ops) {
         let (s, s2, v) = (string(rng), string(rng), value(rng));
         if s.contains('\0') || s2.contains('\0') || VICTIMS.iter().any(|x| s.contains(x)) {
             tally.add("skipped-nul", 1);

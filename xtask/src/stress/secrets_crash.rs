@@ -156,7 +156,7 @@ pub(crate) fn run(
     let ids: Vec<String> = bots.iter().map(ToString::to_string).collect();
 
     let mut round: u64 = 0;
-    while !deadline.passed() {
+    while !deadline.over(round) {
         round += 1;
         let mut args = vec![
             "secrets-writer".to_owned(),

@@ -203,7 +203,7 @@ pub(crate) fn run(deadline: Deadline) -> Result<Tally> {
     let mut iterations = 0u64;
     let mut exchanged = 0u64;
     let mut orphans = 0u64;
-    while !deadline.passed() {
+    while !deadline.over(iterations) {
         iterations += 1;
         if !is_link(&swap) && !is_link(&id_path) {
             // The directory was deleted and recreated under the link's name: move

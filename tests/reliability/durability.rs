@@ -1,0 +1,248 @@
+//! The durability order of a secret write, proven from the system calls themselves: a
+//! child writing one secret runs under `strace`, and the trace must show
+//! `write(tmp fd)` → `fsync(tmp fd)` → `renameat(dir, tmp, dir, name)` →
+//! `fsync(dir fd)`, with the descriptors traced back to the paths they were opened at.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use botmaker_domain::{BotId, SecretName};
+use botmaker_secrets::SecretsStore;
+
+const ROOT_ENV: &str = "BOTMAKER_RELIABILITY_DURABILITY_ROOT";
+const BOT: &str = "0192f5a4-1b2c-7d3e-8f40-112233445566";
+const VALUE: &[u8] = b"durable-value-0123456789";
+
+/// One traced system call.
+#[derive(Debug, Clone)]
+struct Call {
+    name: String,
+    args: String,
+    ret: String,
+}
+
+/// Parses `strace -f -o` output: `PID name(args) = ret`, joining `<unfinished ...>`
+/// and `<... name resumed>` halves.
+fn parse(trace: &str) -> Vec<Call> {
+    let mut calls = Vec::new();
+    let mut unfinished: HashMap<String, String> = HashMap::new();
+    for line in trace.lines() {
+        let (pid, rest) = line.split_once(' ').unwrap_or(("", line));
+        let rest = rest.trim_start();
+        let full = if let Some(head) = rest.strip_suffix("<unfinished ...>") {
+            unfinished.insert(pid.to_owned(), head.trim_end().to_owned());
+            continue;
+        } else if rest.starts_with("<...") {
+            let Some(head) = unfinished.remove(pid) else {
+                continue;
+            };
+            let tail = rest.split_once("resumed>").map_or("", |(_, t)| t);
+            format!("{head}{tail}")
+        } else {
+            rest.to_owned()
+        };
+        let Some(open) = full.find('(') else { continue };
+        // strace pads short calls: `fsync(5)                = 0`.
+        let Some(eq) = full.rfind(" = ") else {
+            continue;
+        };
+        let Some(close) = full[..eq].rfind(')').filter(|c| *c > open) else {
+            continue;
+        };
+        calls.push(Call {
+            name: full[..open].to_owned(),
+            args: full[open + 1..close].to_owned(),
+            ret: full[eq + 3..].split(' ').next().unwrap_or("").to_owned(),
+        });
+    }
+    calls
+}
+
+/// The first argument (a descriptor) of a call.
+fn first_arg(c: &Call) -> &str {
+    c.args.split(',').next().unwrap_or("").trim()
+}
+
+/// The `n`th quoted string argument of a call.
+fn quoted(c: &Call, n: usize) -> Option<String> {
+    c.args.split('"').nth(2 * n + 1).map(str::to_owned)
+}
+
+/// The write, fsync and rename events of a trace, with each descriptor replaced by
+/// the name it was opened at (followed through `dup` and `close`).
+fn events(calls: &[Call]) -> Vec<(&'static str, String)> {
+    let mut fds: HashMap<String, String> = HashMap::new();
+    let mut events = Vec::new();
+    let opened = |c: &Call| c.ret.parse::<i32>().is_ok_and(|fd| fd >= 0);
+    for c in calls {
+        match c.name.as_str() {
+            "openat" | "openat2" | "open" => {
+                if let Some(path) = quoted(c, 0)
+                    && opened(c)
+                {
+                    fds.insert(c.ret.clone(), path);
+                }
+            }
+            "dup" | "dup2" | "dup3" | "fcntl" => {
+                let duplicates = c.name != "fcntl" || c.args.contains("F_DUPFD");
+                if duplicates
+                    && opened(c)
+                    && let Some(path) = fds.get(first_arg(c)).cloned()
+                {
+                    fds.insert(c.ret.clone(), path);
+                }
+            }
+            "close" => {
+                fds.remove(first_arg(c));
+            }
+            "write" | "pwrite64" | "writev" => {
+                if let Some(path) = fds.get(first_arg(c)).filter(|p| p.starts_with(".tmp-")) {
+                    events.push(("write", path.clone()));
+                }
+            }
+            "fsync" | "fdatasync" => {
+                if let Some(path) = fds.get(first_arg(c)) {
+                    events.push(("fsync", path.clone()));
+                }
+            }
+            "renameat" | "renameat2" => {
+                let from = quoted(c, 0).unwrap_or_default();
+                let to = quoted(c, 1).unwrap_or_default();
+                let dir = fds.get(first_arg(c)).cloned().unwrap_or_default();
+                let flags_zero = c.name == "renameat" || c.args.trim_end().ends_with(", 0");
+                if from.starts_with(".tmp-") && c.ret == "0" {
+                    events.push((
+                        "rename",
+                        format!("{dir}/{from}->{to} flags_zero={flags_zero}"),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    events
+}
+
+/// The child: opens the store and writes one secret (the bot directory exists).
+#[test]
+fn durability_child_or_parser() {
+    if let Ok(root) = std::env::var(ROOT_ENV) {
+        let store = SecretsStore::open(Path::new(&root)).unwrap();
+        let bot: BotId = BOT.parse().unwrap();
+        let name: SecretName = "ai_api_key".parse().unwrap();
+        store.write(&bot, &name, VALUE).unwrap();
+        return;
+    }
+    // In a normal run: the parser joins split calls and reads descriptors and names.
+    let calls = parse(
+        "7 openat(4, \".tmp-1\", O_WRONLY|O_CREAT|O_EXCL, 0600) = 5\n\
+         7 fsync(5 <unfinished ...>\n\
+         8 write(1, \"x\", 1)          = 1\n\
+         7 <... fsync resumed>) = 0\n",
+    );
+    assert_eq!(calls.len(), 3);
+    assert_eq!(
+        (calls[0].ret.as_str(), quoted(&calls[0], 0).as_deref()),
+        ("5", Some(".tmp-1"))
+    );
+    assert_eq!(
+        (
+            calls[2].name.as_str(),
+            first_arg(&calls[2]),
+            calls[2].ret.as_str()
+        ),
+        ("fsync", "5", "0")
+    );
+}
+
+#[test]
+fn secret_write_is_write_fsync_rename_fsync_dir() {
+    let strace_ok = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        strace_ok,
+        "strace is not installed: this test traces a secret write with it. `.ci/run` installs it \
+         (apt-get install strace); install it the same way to run the tests locally"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("secrets");
+    let bot: BotId = BOT.parse().unwrap();
+    let name: SecretName = "ai_api_key".parse().unwrap();
+    // An old value, so the write is a rotation (the bot directory exists).
+    SecretsStore::open(&root)
+        .unwrap()
+        .write(&bot, &name, b"old")
+        .unwrap();
+
+    let trace_file = tmp.path().join("trace");
+    let child = crate::child_command(
+        "durability::durability_child_or_parser",
+        &[(ROOT_ENV, root.to_str().unwrap())],
+    );
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-s", "64", "-e"])
+        .arg("trace=openat,openat2,open,write,pwrite64,writev,fsync,fdatasync,rename,renameat,renameat2,close,dup,dup2,dup3,fcntl")
+        .arg("-o")
+        .arg(&trace_file)
+        .arg(child.get_program())
+        .args(child.get_args())
+        .envs(child.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "traced child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        SecretsStore::open(&root)
+            .unwrap()
+            .read(&bot, &name)
+            .unwrap()
+            .expose(),
+        VALUE
+    );
+    let calls = parse(&std::fs::read_to_string(&trace_file).unwrap());
+
+    let events = events(&calls);
+    eprintln!("events: {events:#?}");
+    let tmp_name = events
+        .iter()
+        .find(|(k, _)| *k == "write")
+        .map(|(_, p)| p.clone())
+        .expect("no write to a .tmp- file was traced");
+    let pos = |kind: &str, what: &str| {
+        events
+            .iter()
+            .position(|(k, p)| *k == kind && p == what)
+            .unwrap_or_else(|| panic!("no {kind} of {what}: {events:#?}"))
+    };
+    let last_write = events
+        .iter()
+        .rposition(|(k, p)| *k == "write" && *p == tmp_name)
+        .unwrap();
+    let fsync_file = pos("fsync", &tmp_name);
+    let rename = pos(
+        "rename",
+        &format!("{BOT}/{tmp_name}->ai_api_key flags_zero=true"),
+    );
+    let fsync_dir = events
+        .iter()
+        .rposition(|(k, p)| *k == "fsync" && *p == BOT)
+        .unwrap_or_else(|| panic!("the bot directory was never fsynced: {events:#?}"));
+    assert!(
+        last_write < fsync_file,
+        "the file is fsynced before its last write: {events:#?}"
+    );
+    assert!(
+        fsync_file < rename,
+        "renamed before the file was fsynced: {events:#?}"
+    );
+    assert!(
+        rename < fsync_dir,
+        "the directory is not fsynced after the rename: {events:#?}"
+    );
+}
