@@ -2,6 +2,7 @@
 //! checks every opener runs before it touches a database.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read as _};
 #[cfg(unix)]
@@ -32,6 +33,7 @@ const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 /// One migration this code ships.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MigrationInfo {
     /// Its version, the `{n}` of `V{n}__{name}.sql`.
     pub version: u32,
@@ -41,8 +43,16 @@ pub struct MigrationInfo {
     pub checksum: u64,
 }
 
+impl fmt::Display for MigrationInfo {
+    /// `V{version}__{name}`, as the file is named.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "V{}__{}", self.version, self.name)
+    }
+}
+
 /// One migration recorded in a database's history.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AppliedMigration {
     /// Its version.
     pub version: u32,
@@ -56,7 +66,10 @@ pub struct AppliedMigration {
 
 /// What [`migrate`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MigrationReport {
+    /// The database.
+    pub path: PathBuf,
     /// The migrations applied, oldest first. Empty: the database was up to date.
     pub applied: Vec<MigrationInfo>,
     /// The schema version before (0: a new database).
@@ -96,6 +109,7 @@ pub enum SchemaState {
 
 /// A database's migration status, as [`migration_status`] reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MigrationStatus {
     /// The database.
     pub path: PathBuf,
@@ -494,6 +508,7 @@ pub fn migrate(path: &Path) -> Result<MigrationReport, StoreError> {
         .map_err(|e| sqlite_err(path, "setting pragmas", e))?;
     if pending.is_empty() {
         return Ok(MigrationReport {
+            path: path.to_owned(),
             applied: Vec::new(),
             from_version,
             to_version: from_version,
@@ -514,6 +529,7 @@ pub fn migrate(path: &Path) -> Result<MigrationReport, StoreError> {
         .max()
         .unwrap_or(from_version);
     Ok(MigrationReport {
+        path: path.to_owned(),
         applied,
         from_version,
         to_version,

@@ -79,6 +79,14 @@ fn a_fresh_migrate_creates_the_database_in_wal_mode() {
     );
     assert!(!report.was_up_to_date());
 
+    assert_eq!(report.path, path);
+    let shown = report.to_string();
+    assert!(
+        shown.starts_with("applied V1__create_bots\n")
+            && shown.ends_with("schema version 0 -> 1\n"),
+        "{shown}"
+    );
+
     assert_eq!(journal_mode(&path), "wal");
     assert_eq!(history(&path), vec![(1, "create_bots".to_owned())]);
     // Modes are set explicitly, whatever the umask: nothing for group or others.
@@ -106,6 +114,11 @@ fn migrating_twice_is_a_no_op() {
     assert!(report.was_up_to_date());
     assert_eq!(report.applied, vec![]);
     assert_eq!((report.from_version, report.to_version), (1, 1));
+    let shown = report.to_string();
+    assert!(
+        shown.contains("up to date") && shown.ends_with('\n'),
+        "{shown}"
+    );
     assert_eq!(history(&path).len(), 1);
 }
 
@@ -122,6 +135,11 @@ fn status_reports_without_touching_the_file() {
     );
     assert_eq!(status.pending, vec![v1()]);
     assert!(!path.exists(), "status must not create the database");
+    let shown = status.to_string();
+    assert!(
+        shown.contains("missing") && shown.contains("pending V1__create_bots\n"),
+        "{shown}"
+    );
     assert_eq!(dir_entries(dir.path()), Vec::<String>::new());
 
     migrate(&path).unwrap();
@@ -135,6 +153,12 @@ fn status_reports_without_touching_the_file() {
     assert_eq!(status.applied[0].name, "create_bots");
     assert_eq!(status.applied[0].checksum, Some(v1().checksum));
     assert!(status.applied[0].applied_on.is_some());
+    let shown = status.to_string();
+    assert!(
+        shown.contains("up to date\n") && shown.contains("applied V1__create_bots ("),
+        "{shown}"
+    );
+    assert!(!shown.contains("pending"), "{shown}");
     assert_eq!(bytes(&path), before);
 }
 
