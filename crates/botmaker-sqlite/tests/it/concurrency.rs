@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use botmaker_domain::{BotId, BotRepository, BotStatus, PageCursor};
-use botmaker_sqlite::{SqliteStore, migrate};
+use botmaker_sqlite::{SqliteStore, StoreOptions, migrate};
 
 use crate::support::{migrated_db, new_bot};
 
@@ -69,6 +69,39 @@ fn eight_threads_share_one_store() {
         THREADS * BOTS.div_ceil(3)
     );
     assert_eq!(store.integrity_check().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn threads_wait_their_turn_for_a_single_reader() {
+    let (_dir, path) = migrated_db();
+    // `readers: 0` still gets one reader: every read below shares it.
+    let store = Arc::new(
+        SqliteStore::open_with(
+            &path,
+            StoreOptions {
+                readers: 0,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap(),
+    );
+    let bot = store.create(&new_bot("alpha")).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let bot = bot.clone();
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    assert_eq!(store.get(&bot.id).unwrap(), bot);
+                    assert_eq!(store.list(None).unwrap().len(), 1);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    assert_eq!(store.quick_check().unwrap(), Vec::<String>::new());
 }
 
 /// Creates `count` bots in the database at `path`, printing `ACK <id>` for each one
