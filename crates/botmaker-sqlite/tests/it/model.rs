@@ -40,6 +40,8 @@ enum Op {
     SetStatus(u64, usize),
     SetContainer(u64, Option<usize>),
     Delete(u64),
+    /// Close the SQLite store and open the file again (a no-op for the model).
+    Reopen,
 }
 
 fn status_index() -> impl Strategy<Value = usize> {
@@ -61,6 +63,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..IDS, proptest::option::of(0..CONTAINERS.len()))
             .prop_map(|(id, c)| Op::SetContainer(id, c)),
         1 => (0..IDS).prop_map(Op::Delete),
+        1 => Just(Op::Reopen),
     ]
 }
 
@@ -160,6 +163,7 @@ fn apply(repo: &dyn BotRepository, op: &Op) -> Result<String, String> {
             outcome(repo.set_container_id(&id(*n), container.as_ref()))
         }
         Op::Delete(n) => outcome(repo.delete(&id(*n))),
+        Op::Reopen => Ok("reopened".to_owned()),
     }
 }
 
@@ -173,8 +177,13 @@ proptest! {
     ) {
         let model = MemoryRepository::with_clock(scripted_clock(&steps));
         let (_dir, path) = migrated_db();
-        let store = open_store(&path, scripted_clock(&steps));
+        let clock = scripted_clock(&steps);
+        let mut store = open_store(&path, clock.clone());
         for (i, op) in ops.iter().enumerate() {
+            if matches!(op, Op::Reopen) {
+                drop(store);
+                store = open_store(&path, clock.clone());
+            }
             let expected = apply(&model, op);
             let actual = apply(&store, op);
             prop_assert_eq!(&actual, &expected, "op {} {:?}", i, op);
