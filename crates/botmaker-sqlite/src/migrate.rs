@@ -177,7 +177,13 @@ pub(crate) fn file_kind(path: &Path) -> Result<FileKind, StoreError> {
         return Err(not_a_db("not a regular file"));
     }
     if meta.len() == 0 {
-        return Ok(FileKind::Empty);
+        // A WAL database whose pages were never checkpointed (its writer died before
+        // closing) is an empty file next to a non-empty `-wal`: SQLite must read it.
+        return Ok(if wal_has_content(path) {
+            FileKind::Sqlite
+        } else {
+            FileKind::Empty
+        });
     }
     let mut header = [0u8; 16];
     let mut file = File::open(path).map_err(io_err("opening"))?;
@@ -189,6 +195,13 @@ pub(crate) fn file_kind(path: &Path) -> Result<FileKind, StoreError> {
         }
         Err(e) => Err(io_err("reading the header of")(e)),
     }
+}
+
+/// Whether `<path>-wal` exists and is not empty.
+fn wal_has_content(path: &Path) -> bool {
+    let mut wal = OsString::from(path.as_os_str());
+    wal.push("-wal");
+    std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.is_file() && m.len() > 0)
 }
 
 /// Maps an SQLite error met while inspecting or opening a database.
@@ -592,6 +605,18 @@ mod tests {
             .iter()
             .map(|m| m.sql().unwrap_or_default().to_owned())
             .collect()
+    }
+
+    #[test]
+    fn an_empty_file_with_a_wal_is_left_to_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("botmaker.db");
+        std::fs::write(&path, b"").unwrap();
+        assert!(matches!(file_kind(&path).unwrap(), FileKind::Empty));
+        std::fs::write(dir.path().join("botmaker.db-wal"), b"").unwrap();
+        assert!(matches!(file_kind(&path).unwrap(), FileKind::Empty));
+        std::fs::write(dir.path().join("botmaker.db-wal"), b"frames").unwrap();
+        assert!(matches!(file_kind(&path).unwrap(), FileKind::Sqlite));
     }
 
     #[test]

@@ -404,3 +404,44 @@ fn open_sets_wal_and_the_store_works() {
     assert_eq!(journal_mode(&path), "wal");
     drop(store);
 }
+
+#[test]
+fn a_database_still_in_its_wal_is_a_database() {
+    // The image a crash leaves when a new database's writer dies before its first
+    // checkpoint: the main file has only its header page, the schema is in the -wal.
+    let live = tempfile::tempdir().unwrap();
+    let live_path = live.path().join("botmaker.db");
+    let mut conn = Connection::open(&live_path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    Runner::new(&[Migration::unapplied("V1__create_bots", V1_SQL).unwrap()])
+        .run(&mut conn)
+        .unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let path = crashed.path().join("botmaker.db");
+    for suffix in ["", "-wal"] {
+        let from = format!("{}{suffix}", live_path.display());
+        std::fs::copy(from, format!("{}{suffix}", path.display())).unwrap();
+    }
+    drop(conn);
+
+    // The main file alone holds no schema yet: everything is in the -wal.
+    let main_only = tempfile::tempdir().unwrap();
+    let main_only_path = main_only.path().join("botmaker.db");
+    std::fs::copy(&path, &main_only_path).unwrap();
+    assert_eq!(
+        migration_status(&main_only_path).unwrap().state,
+        SchemaState::Pending
+    );
+
+    let status = migration_status(&path).unwrap();
+    assert_eq!(status.state, SchemaState::UpToDate);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version(), 1);
+    assert_eq!(store.integrity_check().unwrap(), Vec::<String>::new());
+    drop(store);
+    assert!(migrate(&path).unwrap().was_up_to_date());
+}
