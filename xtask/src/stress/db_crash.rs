@@ -204,6 +204,16 @@ fn verify(db: &Path, model: &mut Model, pending: Option<&Op>, tally: &mut Tally)
     if let Some(op) = pending {
         apply(&mut after, op);
     }
+    if pending.is_some() && *model != after {
+        tally.add(
+            if found == after {
+                "in-flight-committed"
+            } else {
+                "in-flight-rolled-back"
+            },
+            1,
+        );
+    }
     tally.check(if found == *model || found == after {
         Ok(())
     } else {

@@ -51,6 +51,10 @@ pub(crate) fn run(secs: u64, seed: Option<u64>) -> Result<()> {
             .map_or(0, |(_, s)| *s);
         Deadline::after(Duration::from_millis(secs * 10 * pct))
     };
+    let cli = build_cli().and_then(|()| {
+        hostile::cli_binary()
+            .ok_or_else(|| "no botmaker binary next to the xtask binary".to_owned())
+    });
     let mut tallies: Vec<Tally> = Vec::new();
     let mut record = |t: Tally| {
         println!("{t}");
@@ -60,7 +64,7 @@ pub(crate) fn run(secs: u64, seed: Option<u64>) -> Result<()> {
         &launcher,
         share("secret-writer"),
         &mut rng.fork(),
-        1,
+        2,
     )?);
     record(db_crash::run(
         &launcher,
@@ -77,8 +81,8 @@ pub(crate) fn run(secs: u64, seed: Option<u64>) -> Result<()> {
         &mut rng.fork(),
         500,
     )?);
-    match hostile::cli_binary() {
-        Some(bin) => {
+    match cli {
+        Ok(bin) => {
             println!("hostile-cli: using {}", bin.display());
             record(hostile::run_cli(
                 &bin,
@@ -86,11 +90,8 @@ pub(crate) fn run(secs: u64, seed: Option<u64>) -> Result<()> {
                 &mut rng.fork(),
             )?);
         }
-        None => println!(
-            "hostile-cli: skipped: no botmaker binary next to {} (build it with `cargo build -p botmaker-cli`; the CLI tests cover it too)",
-            std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
+        Err(reason) => println!(
+            "hostile-cli: skipped: {reason} (the CLI's own tests run a hostile corpus too)"
         ),
     }
     record(symlink_race::run(share("symlink-swap"))?);
@@ -115,6 +116,33 @@ pub(crate) fn run(secs: u64, seed: Option<u64>) -> Result<()> {
     );
     anyhow::ensure!(failures == 0, "stress: {failures} failures (seed {seed})");
     Ok(())
+}
+
+/// Builds the `botmaker` binary next to this one (same profile, same target
+/// directory), so the CLI part tests the current code. Only under cargo (`cargo
+/// xtask stress`), which sets `CARGO`.
+fn build_cli() -> Result<(), String> {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Err("not started by cargo, so the botmaker binary cannot be built".to_owned());
+    };
+    println!("hostile-cli: building the botmaker binary");
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args([
+        "build",
+        "--quiet",
+        "--package",
+        "botmaker-cli",
+        "--bin",
+        "botmaker",
+    ]);
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    match cmd.status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("building the botmaker binary failed ({s})")),
+        Err(e) => Err(format!("cannot run cargo: {e}")),
+    }
 }
 
 /// A child process of the campaign: the first argument names the part.

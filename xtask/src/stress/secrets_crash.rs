@@ -313,6 +313,20 @@ fn verify_after_kill(
             Err(format!("bot {b} half deleted: {seen:?}"))
         });
     }
+    // Where the kill landed: an operation in flight that took effect, or did not.
+    if pending.is_some() && after != *model {
+        let done = after
+            .iter()
+            .all(|(k, v)| seen.get(k).is_none_or(|s| s == v));
+        tally.add(
+            if done {
+                "in-flight-done"
+            } else {
+                "in-flight-undone"
+            },
+            1,
+        );
+    }
     for (k, v) in seen {
         model.insert(k, v);
     }
@@ -332,6 +346,8 @@ fn after_reopen(
     if doctor {
         let report = Botmaker::doctor(config, true);
         tally.add("doctor-runs", 1);
+        let repaired = report.findings.iter().filter(|f| f.fixed).count();
+        tally.add("doctor-repairs", repaired as u64);
         let bad: Vec<String> = report
             .findings
             .iter()
