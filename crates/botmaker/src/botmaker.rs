@@ -177,6 +177,28 @@ impl Botmaker {
         Ok(self.secrets.write(&id, name, value)?)
     }
 
+    /// Replaces an existing secret of a registered bot with a new value (atomic and
+    /// durable: readers see the old or the new value, never a mix). Unlike
+    /// [`Botmaker::set_secret`] it refuses, with `SecretsError::NotFound`, a secret the bot
+    /// does not have yet, so a typo in the name does not create a new secret.
+    pub fn rotate_secret(&self, bot: &BotRef, name: &SecretName, value: &[u8]) -> Result<()> {
+        let id = self.resolve(bot)?.id;
+        if !self.secrets.list(&id)?.iter().any(|m| &m.name == name) {
+            let path = self
+                .secrets
+                .root_path()
+                .join(id.to_string())
+                .join(name.as_str());
+            return Err(SecretsError::NotFound {
+                bot: id,
+                name: name.clone(),
+                path,
+            }
+            .into());
+        }
+        Ok(self.secrets.write(&id, name, value)?)
+    }
+
     /// Reads one secret of a registered bot.
     pub fn get_secret(&self, bot: &BotRef, name: &SecretName) -> Result<SecretValue> {
         let id = self.resolve(bot)?.id;

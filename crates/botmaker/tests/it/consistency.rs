@@ -185,3 +185,25 @@ fn references_resolve_by_id_or_name() {
         Err(Error::Repo(RepoError::NotFound { .. }))
     ));
 }
+
+#[test]
+fn rotate_replaces_an_existing_secret_and_refuses_a_new_name() {
+    let install = Install::new();
+    let bm = install.open();
+    bm.create_bot(&new_bot("alpha"), &required()).unwrap();
+    let alpha: BotRef = "alpha".parse().unwrap();
+    let key: SecretName = "ai_api_key".parse().unwrap();
+    bm.rotate_secret(&alpha, &key, b"k2").unwrap();
+    assert_eq!(bm.get_secret(&alpha, &key).unwrap().expose(), b"k2");
+    let typo: SecretName = "ai_api_kye".parse().unwrap();
+    let err = bm.rotate_secret(&alpha, &typo, b"k3").unwrap_err();
+    assert!(
+        matches!(err, Error::Secrets(SecretsError::NotFound { .. })),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("ai_api_kye") && !err.to_string().contains("k3"),
+        "{err}"
+    );
+    assert_eq!(bm.list_secrets(&alpha).unwrap().len(), 3);
+}
