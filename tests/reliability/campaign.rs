@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::stress::common::{ARG_SEPARATOR, Deadline, Launcher, Tally, payload};
 use crate::stress::rng::Rng;
-use crate::stress::{contention, db_crash, hostile, secrets_crash, symlink_race};
+use crate::stress::{contention, db_crash, facade_crash, hostile, secrets_crash, symlink_race};
 
 const CHILD_ENV: &str = "BOTMAKER_RELIABILITY_STRESS_CHILD";
 
@@ -61,6 +61,20 @@ fn database_writer_killed_at_random_points_loses_nothing() {
     assert_clean(&t);
     assert!(t.kills >= 20, "{t}");
     assert!(t.checks >= 50, "{t}");
+}
+
+#[test]
+fn facade_writer_killed_at_random_points_leaves_only_what_the_doctor_repairs() {
+    let mut rng = Rng::new(crate::seed());
+    let t = facade_crash::run(
+        &launcher(),
+        Deadline::at_least(Duration::from_secs(2), 20),
+        &mut rng,
+    )
+    .unwrap();
+    assert_clean(&t);
+    assert!(t.kills >= 15, "{t}");
+    assert!(t.get("doctor-runs") >= 20, "{t}");
 }
 
 #[test]

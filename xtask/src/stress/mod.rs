@@ -3,6 +3,8 @@
 //!
 //! - `secret-writer`: children rotating secrets, SIGKILLed at random moments;
 //! - `database-writer`: children writing bots through `SqliteStore`, SIGKILLed;
+//! - `facade-writer`: children creating and deleting bots with their secrets through
+//!   `Botmaker`, SIGKILLed; the doctor repairs what they leave;
 //! - `contention`: 8 processes and 8 threads on one installation;
 //! - `hostile-library` and `hostile-cli`: a generated corpus of hostile input;
 //! - `symlink-swap`: `renameat2(RENAME_EXCHANGE)` races against every operation.
@@ -14,6 +16,7 @@
 pub(crate) mod common;
 pub(crate) mod contention;
 pub(crate) mod db_crash;
+pub(crate) mod facade_crash;
 pub(crate) mod hostile;
 pub(crate) mod rng;
 pub(crate) mod secrets_crash;
@@ -28,11 +31,12 @@ use common::{Deadline, Launcher, Tally};
 use rng::Rng;
 
 /// Each part's share of the run, in per cent.
-const SHARES: [(&str, u64); 6] = [
+const SHARES: [(&str, u64); 7] = [
     ("secret-writer", 27),
     ("database-writer", 25),
     ("contention", 8),
-    ("hostile-library", 28),
+    ("facade-writer", 8),
+    ("hostile-library", 20),
     ("hostile-cli", 6),
     ("symlink-swap", 6),
 ];
@@ -71,6 +75,11 @@ pub(crate) fn run(secs: u64, seed: Option<u64>) -> Result<()> {
         share("database-writer"),
         &mut rng.fork(),
     )?);
+    record(facade_crash::run(
+        &launcher,
+        share("facade-writer"),
+        &mut rng.fork(),
+    )?);
     record(contention::run(
         &launcher,
         share("contention"),
@@ -105,10 +114,11 @@ pub(crate) fn run(secs: u64, seed: Option<u64>) -> Result<()> {
             .sum::<u64>()
     };
     println!(
-        "stress: {:.0} s, seed {seed}: {} secret-writer kills, {} database-writer kills, {} hostile inputs ({} through the CLI), {} symlink-swap iterations, {} contention operations; {failures} failures",
+        "stress: {:.0} s, seed {seed}: {} secret-writer kills, {} database-writer kills, {} facade-writer kills, {} hostile inputs ({} through the CLI), {} symlink-swap iterations, {} contention operations; {failures} failures",
         started.elapsed().as_secs_f64(),
         get("secret-writer", &|t| t.kills),
         get("database-writer", &|t| t.kills),
+        get("facade-writer", &|t| t.kills),
         get("hostile-library", &|t| t.get("inputs")) + get("hostile-cli", &|t| t.get("inputs")),
         get("hostile-cli", &|t| t.get("inputs")),
         get("symlink-swap", &|t| t.get("iterations")),
@@ -150,6 +160,7 @@ pub(crate) fn child(args: &[String]) -> Result<()> {
     match args.split_first() {
         Some((part, rest)) if part == "secrets-writer" => secrets_crash::child(rest),
         Some((part, rest)) if part == "db-writer" => db_crash::child(rest),
+        Some((part, rest)) if part == "facade-writer" => facade_crash::child(rest),
         Some((part, rest)) if part == "contention" => contention::child(rest),
         _ => anyhow::bail!("unknown stress child {args:?}"),
     }
