@@ -13,6 +13,9 @@ use botmaker_secrets::SecretsStore;
 const ROOT_ENV: &str = "BOTMAKER_RELIABILITY_DURABILITY_ROOT";
 const BOT: &str = "0192f5a4-1b2c-7d3e-8f40-112233445566";
 const VALUE: &[u8] = b"durable-value-0123456789";
+/// Set (to anything) in the child that creates a new bot and deletes the old one.
+const CREATE_DELETE_ENV: &str = "BOTMAKER_RELIABILITY_DURABILITY_CREATE_DELETE";
+const NEW_BOT: &str = "0192f5a4-1b2c-7d3e-8f40-aabbccddeeff";
 
 /// One traced system call.
 #[derive(Debug, Clone)]
@@ -111,12 +114,22 @@ fn events(calls: &[Call]) -> Vec<(&'static str, String)> {
                 let to = quoted(c, 1).unwrap_or_default();
                 let dir = fds.get(first_arg(c)).cloned().unwrap_or_default();
                 let flags_zero = c.name == "renameat" || c.args.trim_end().ends_with(", 0");
-                if from.starts_with(".tmp-") && c.ret == "0" {
+                if c.ret == "0" {
                     events.push((
                         "rename",
                         format!("{dir}/{from}->{to} flags_zero={flags_zero}"),
                     ));
                 }
+            }
+            "mkdirat" | "unlinkat" if c.ret == "0" => {
+                let dir = fds.get(first_arg(c)).cloned().unwrap_or_default();
+                let name = quoted(c, 0).unwrap_or_default();
+                let kind = if c.name == "mkdirat" {
+                    "mkdir"
+                } else {
+                    "unlink"
+                };
+                events.push((kind, format!("{dir}/{name}")));
             }
             _ => {}
         }
@@ -131,7 +144,14 @@ fn durability_child_or_parser() {
         let store = SecretsStore::open(Path::new(&root)).unwrap();
         let bot: BotId = BOT.parse().unwrap();
         let name: SecretName = "ai_api_key".parse().unwrap();
-        store.write(&bot, &name, VALUE).unwrap();
+        if std::env::var_os(CREATE_DELETE_ENV).is_some() {
+            store
+                .write(&NEW_BOT.parse().unwrap(), &name, VALUE)
+                .unwrap();
+            store.delete_bot(&bot).unwrap();
+        } else {
+            store.write(&bot, &name, VALUE).unwrap();
+        }
         return;
     }
     // In a normal run: the parser joins split calls and reads descriptors and names.
@@ -156,8 +176,8 @@ fn durability_child_or_parser() {
     );
 }
 
-#[test]
-fn secret_write_is_write_fsync_rename_fsync_dir() {
+/// Runs the child under strace (with `env` added) and returns its system calls.
+fn trace(tmp: &Path, root: &Path, env: &[(&str, &str)]) -> Vec<Call> {
     let strace_ok = Command::new("strace")
         .arg("-V")
         .output()
@@ -167,24 +187,13 @@ fn secret_write_is_write_fsync_rename_fsync_dir() {
         "strace is not installed: this test traces a secret write with it. `.ci/run` installs it \
          (apt-get install strace); install it the same way to run the tests locally"
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("secrets");
-    let bot: BotId = BOT.parse().unwrap();
-    let name: SecretName = "ai_api_key".parse().unwrap();
-    // An old value, so the write is a rotation (the bot directory exists).
-    SecretsStore::open(&root)
-        .unwrap()
-        .write(&bot, &name, b"old")
-        .unwrap();
-
-    let trace_file = tmp.path().join("trace");
-    let child = crate::child_command(
-        "durability::durability_child_or_parser",
-        &[(ROOT_ENV, root.to_str().unwrap())],
-    );
+    let trace_file = tmp.join("trace");
+    let mut vars = vec![(ROOT_ENV, root.to_str().unwrap())];
+    vars.extend_from_slice(env);
+    let child = crate::child_command("durability::durability_child_or_parser", &vars);
     let out = Command::new("strace")
         .args(["-f", "-qq", "-s", "64", "-e"])
-        .arg("trace=openat,openat2,open,write,pwrite64,writev,fsync,fdatasync,rename,renameat,renameat2,close,dup,dup2,dup3,fcntl")
+        .arg("trace=openat,openat2,open,write,pwrite64,writev,fsync,fdatasync,rename,renameat,renameat2,mkdirat,unlinkat,close,dup,dup2,dup3,fcntl")
         .arg("-o")
         .arg(&trace_file)
         .arg(child.get_program())
@@ -197,16 +206,22 @@ fn secret_write_is_write_fsync_rename_fsync_dir() {
         "traced child failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        SecretsStore::open(&root)
-            .unwrap()
-            .read(&bot, &name)
-            .unwrap()
-            .expose(),
-        VALUE
-    );
-    let calls = parse(&std::fs::read_to_string(&trace_file).unwrap());
+    parse(&std::fs::read_to_string(&trace_file).unwrap())
+}
 
+#[test]
+fn secret_write_is_write_fsync_rename_fsync_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("secrets");
+    let bot: BotId = BOT.parse().unwrap();
+    let name: SecretName = "ai_api_key".parse().unwrap();
+    // An old value, so the write is a rotation (the bot directory exists).
+    SecretsStore::open(&root)
+        .unwrap()
+        .write(&bot, &name, b"old")
+        .unwrap();
+
+    let calls = trace(tmp.path(), &root, &[]);
     let events = events(&calls);
     eprintln!("events: {events:#?}");
     let tmp_name = events
@@ -244,5 +259,68 @@ fn secret_write_is_write_fsync_rename_fsync_dir() {
     assert!(
         rename < fsync_dir,
         "the directory is not fsynced after the rename: {events:#?}"
+    );
+}
+
+/// A new bot directory is made durable in the root before its first secret lands; a
+/// deleted bot is renamed to a trash name and the root fsynced before anything in it
+/// is removed.
+#[test]
+fn new_bot_and_deleted_bot_fsync_the_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("secrets");
+    let bot: BotId = BOT.parse().unwrap();
+    let name: SecretName = "ai_api_key".parse().unwrap();
+    SecretsStore::open(&root)
+        .unwrap()
+        .write(&bot, &name, b"old")
+        .unwrap();
+
+    let calls = trace(tmp.path(), &root, &[(CREATE_DELETE_ENV, "1")]);
+    let events = events(&calls);
+    eprintln!("events: {events:#?}");
+    let root_path = root.to_str().unwrap();
+    let find = |from: usize, f: &dyn Fn(&str, &str) -> bool| {
+        events
+            .iter()
+            .skip(from)
+            .position(|(k, p)| f(k, p))
+            .map(|i| i + from)
+    };
+    let is_root_fsync = |k: &str, p: &str| k == "fsync" && p == root_path;
+
+    // Creating: mkdirat(root, id), then fsync(root), before the secret is renamed in.
+    let mkdir = find(0, &|k, p| {
+        k == "mkdir" && p == format!("{root_path}/{NEW_BOT}")
+    })
+    .unwrap_or_else(|| panic!("no mkdirat of the new bot: {events:#?}"));
+    let root_synced = find(mkdir, &is_root_fsync)
+        .unwrap_or_else(|| panic!("the root is not fsynced after mkdirat: {events:#?}"));
+    let secret_in = find(mkdir, &|k, p| {
+        k == "rename" && p.starts_with(&format!("{NEW_BOT}/.tmp-"))
+    })
+    .unwrap_or_else(|| panic!("the new bot's secret was never renamed in: {events:#?}"));
+    assert!(
+        root_synced < secret_in,
+        "the new directory is not durable before its secret: {events:#?}"
+    );
+
+    // Deleting: renameat(root, id, root, .trash-…), fsync(root), then the removal.
+    let trashed = find(0, &|k, p| {
+        k == "rename" && p.starts_with(&format!("{root_path}/{BOT}->.trash-"))
+    })
+    .unwrap_or_else(|| panic!("the bot directory was not renamed to a trash name: {events:#?}"));
+    let synced = find(trashed, &is_root_fsync)
+        .unwrap_or_else(|| panic!("the root is not fsynced after the rename: {events:#?}"));
+    let first_unlink = find(trashed, &|k, _| k == "unlink")
+        .unwrap_or_else(|| panic!("nothing was removed: {events:#?}"));
+    assert!(
+        synced < first_unlink,
+        "removal started before the rename was durable: {events:#?}"
+    );
+    let store = SecretsStore::open(&root).unwrap();
+    assert_eq!(
+        store.bots().unwrap(),
+        vec![NEW_BOT.parse::<BotId>().unwrap()]
     );
 }
