@@ -18,6 +18,7 @@ mod stress;
 mod campaign;
 mod durability;
 mod full_disk;
+mod hostile;
 mod permissions;
 
 use std::process::{Command, Output};
