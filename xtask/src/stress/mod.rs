@@ -34,11 +34,11 @@ use rng::Rng;
 const SHARES: [(&str, u64); 7] = [
     ("secret-writer", 27),
     ("database-writer", 25),
-    ("contention", 8),
     ("facade-writer", 8),
-    ("hostile-library", 20),
+    ("contention", 6),
+    ("hostile-library", 25),
     ("hostile-cli", 6),
-    ("symlink-swap", 6),
+    ("symlink-swap", 3),
 ];
 
 /// Runs the campaign for `secs` seconds.
