@@ -82,7 +82,9 @@ impl BotName {
         if bytes[0] == b'-' || bytes[bytes.len() - 1] == b'-' {
             return Err(err("must start and end with a letter or digit"));
         }
-        if BotId::parse(value).is_ok() {
+        // Only a value of a bot id's length can be one: checking the length first
+        // spares every other name a failed parse (and the error it builds).
+        if bytes.len() == BotId::LEN && BotId::parse(value).is_ok() {
             return Err(err("looks like a bot id; choose a name that is not a UUID"));
         }
         Ok(Self(value.to_owned()))
