@@ -1,15 +1,17 @@
 //! [`SqliteStore`]: the [`BotRepository`] on an SQLite file.
 
+use std::cell::Cell;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use botmaker_domain::{
     AiProvider, Bot, BotId, BotName, BotRepository, BotStatus, ChannelType, Clock, ContainerId,
     DomainError, ModelName, NewBot, PageCursor, RepoError, Timestamp,
 };
-use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Row, params};
 
 use crate::migrate::{
     FileKind, connect, connect_read_only, file_kind, plan, read_history, set_wal, sqlite_err,
@@ -92,22 +94,24 @@ const PAGE_BY_STATUS_AFTER: &str = concat!(
     " LIMIT ?4"
 );
 const ID_EXISTS: &str = "SELECT 1 FROM bots WHERE id = ?1";
-const NAME_EXISTS: &str = "SELECT 1 FROM bots WHERE name = ?1";
+/// Whether the id (first column) and the name (second) are taken, in one statement.
+const TAKEN: &str = "SELECT EXISTS (SELECT 1 FROM bots WHERE id = ?1), \
+     EXISTS (SELECT 1 FROM bots WHERE name = ?2)";
+/// A bot and its rowid, for a change in the same transaction.
+const GET_FOR_UPDATE: &str = concat!("SELECT ", bot_columns!(), ", rowid FROM bots WHERE id = ?1");
 const INSERT: &str = concat!(
     "INSERT INTO bots (",
     bot_columns!(),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 );
-const GET_STATUS: &str = "SELECT status FROM bots WHERE id = ?1";
-const UPDATE_STATUS: &str = concat!(
-    "UPDATE bots SET status = ?2, updated_at = ?3 WHERE id = ?1 RETURNING ",
-    bot_columns!()
-);
+const UPDATE_STATUS: &str = "UPDATE bots SET status = ?2, updated_at = ?3 WHERE rowid = ?1";
 const UPDATE_CONTAINER: &str = concat!(
     "UPDATE bots SET container_id = ?2, updated_at = ?3 WHERE id = ?1 RETURNING ",
     bot_columns!()
 );
 const DELETE: &str = "DELETE FROM bots WHERE id = ?1";
+const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
+const COMMIT: &str = "COMMIT";
 const QUICK_CHECK: &str = "PRAGMA quick_check";
 const INTEGRITY_CHECK: &str = "PRAGMA integrity_check";
 
@@ -123,12 +127,14 @@ const STATEMENTS: &[&str] = &[
     PAGE_BY_STATUS,
     PAGE_BY_STATUS_AFTER,
     ID_EXISTS,
-    NAME_EXISTS,
+    TAKEN,
+    GET_FOR_UPDATE,
     INSERT,
-    GET_STATUS,
     UPDATE_STATUS,
     UPDATE_CONTAINER,
     DELETE,
+    BEGIN_IMMEDIATE,
+    COMMIT,
     QUICK_CHECK,
     INTEGRITY_CHECK,
 ];
@@ -136,47 +142,52 @@ const STATEMENTS: &[&str] = &[
 /// Prepared-statement cache size of every connection: room for all statements.
 const STATEMENT_CACHE: usize = 32;
 
-/// A pool of read-only connections. A read takes one for the duration of one
-/// statement; the pool's mutex is held only to take or give back a connection.
+/// A pool of read-only connections, each behind its own mutex. A read takes one for
+/// the duration of one statement.
+///
+/// Each thread has a home slot (threads are numbered round-robin as they first
+/// read), so threads that read at the same time, up to the number of connections,
+/// each lock a different mutex and never wait for each other; one thread keeps
+/// reusing the same connection and its warm page cache. A thread whose home slot is
+/// taken tries the others, and when every connection is taken it waits for its home
+/// slot.
 struct ReaderPool {
-    idle: Mutex<Vec<Connection>>,
-    returned: Condvar,
+    slots: Box<[Mutex<Connection>]>,
 }
 
-/// A connection borrowed from the pool; given back on drop (also on unwind).
-struct Reader<'a> {
-    pool: &'a ReaderPool,
-    conn: Option<Connection>,
+/// The next home slot number handed to a thread.
+static NEXT_HOME: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's home slot number (before `% slots`); `usize::MAX` until first use.
+    static HOME: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+fn home_slot() -> usize {
+    HOME.with(|home| {
+        let mut h = home.get();
+        if h == usize::MAX {
+            h = NEXT_HOME.fetch_add(1, Ordering::Relaxed);
+            home.set(h);
+        }
+        h
+    })
 }
 
 impl ReaderPool {
-    fn take(&self) -> Reader<'_> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if let Some(conn) = idle.pop() {
-                return Reader {
-                    pool: self,
-                    conn: Some(conn),
-                };
+    fn take(&self) -> MutexGuard<'_, Connection> {
+        let len = self.slots.len();
+        let home = home_slot() % len;
+        for i in 0..len {
+            match self.slots[(home + i) % len].try_lock() {
+                Ok(conn) => return conn,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
             }
-            idle = self
-                .returned
-                .wait(idle)
-                .unwrap_or_else(PoisonError::into_inner);
         }
-    }
-}
-
-impl Drop for Reader<'_> {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(conn);
-            self.pool.returned.notify_one();
-        }
+        self.slots[home]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -241,19 +252,18 @@ impl SqliteStore {
             .and_then(|()| writer.pragma_update(None, "foreign_keys", "ON"))
             .map_err(|e| sqlite_err(path, "setting pragmas", e))?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let mut idle = Vec::new();
+        let mut slots = Vec::new();
         for _ in 0..options.readers.max(1) {
             let reader = connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY, options.busy_timeout)?;
             reader
                 .pragma_update(None, "foreign_keys", "ON")
                 .map_err(|e| sqlite_err(path, "setting pragmas", e))?;
             reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-            idle.push(reader);
+            slots.push(Mutex::new(reader));
         }
         Ok(Self {
             readers: ReaderPool {
-                idle: Mutex::new(idle),
-                returned: Condvar::new(),
+                slots: slots.into_boxed_slice(),
             },
             writer: Mutex::new(writer),
             path: path.to_owned(),
@@ -287,10 +297,7 @@ impl SqliteStore {
     }
 
     fn check(&self, pragma: &'static str) -> Result<Vec<String>, StoreError> {
-        let reader = self.readers.take();
-        let Some(conn) = reader.conn.as_ref() else {
-            return Err(StoreError::Repo(lost_reader()));
-        };
+        let conn = self.readers.take();
         let err = |e| sqlite_err(&self.path, pragma, e);
         let mut stmt = conn.prepare_cached(pragma).map_err(err)?;
         let mut rows = stmt.query([]).map_err(err)?;
@@ -331,30 +338,35 @@ impl SqliteStore {
         operation: &'static str,
         f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
     ) -> Result<T, RepoError> {
-        let reader = self.readers.take();
-        let Some(conn) = reader.conn.as_ref() else {
-            return Err(lost_reader());
-        };
-        f(conn).map_err(|e| self.repo_err(operation, e))
+        let conn = self.readers.take();
+        f(&conn).map_err(|e| self.repo_err(operation, e))
     }
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer and commits when it
-    /// returns `Ok`; rolls back otherwise.
+    /// returns `Ok`; rolls back otherwise (also when the commit fails). `BEGIN
+    /// IMMEDIATE` and `COMMIT` are cached statements like every other, not parsed
+    /// again for every write.
     fn write<T>(
         &self,
         operation: &'static str,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, Failure>,
+        f: impl FnOnce(&Connection) -> Result<T, Failure>,
     ) -> Result<T, RepoError> {
-        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let tx = writer
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.prepare_cached(BEGIN_IMMEDIATE)
+            .and_then(|mut begin| begin.execute([]))
             .map_err(|e| self.repo_err(operation, e))?;
-        let value = f(&tx).map_err(|failure| match failure {
+        let open = RollbackOnDrop(&conn);
+        let result = f(&conn).and_then(|value| {
+            conn.prepare_cached(COMMIT)
+                .and_then(|mut commit| commit.execute([]))
+                .map(|_| value)
+                .map_err(Failure::Sqlite)
+        });
+        drop(open);
+        result.map_err(|failure| match failure {
             Failure::Repo(e) => e,
             Failure::Sqlite(e) => self.repo_err(operation, e),
-        })?;
-        tx.commit().map_err(|e| self.repo_err(operation, e))?;
-        Ok(value)
+        })
     }
 
     #[cfg(test)]
@@ -391,12 +403,16 @@ fn check_openable(path: &Path) -> Result<u32, StoreError> {
     }
 }
 
-/// A reader guard always holds its connection until it is dropped; this error only
-/// exists so that the impossible case is not a panic.
-fn lost_reader() -> RepoError {
-    RepoError::Backend {
-        operation: "taking a reader connection",
-        source: "the reader pool handed out an empty guard".into(),
+/// Rolls back the transaction still open on the writer when dropped: after a failed
+/// write or commit, and on unwind, as `rusqlite::Transaction` did. After a commit
+/// there is nothing open and it does nothing.
+struct RollbackOnDrop<'a>(&'a Connection);
+
+impl Drop for RollbackOnDrop<'_> {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
     }
 }
 
@@ -422,36 +438,67 @@ fn corrupt(detail: String) -> RepoError {
     RepoError::Corrupt { detail }
 }
 
+/// The text in column `i`, borrowed from SQLite's row buffer (no allocation).
+/// `None` when it is not valid text: the caller then reads it with `Row::get`,
+/// which refuses the same values, so that the error is the one it always was.
+fn text_ref<'r>(row: &'r Row<'_>, i: usize) -> Option<&'r str> {
+    row.get_ref(i).ok()?.as_str().ok()
+}
+
 /// A row of the `bots` table as a [`Bot`]; anything undecodable is corruption.
+///
+/// Text columns are parsed straight from SQLite's buffer, so a row costs one
+/// allocation per string field of [`Bot`] and none for the id or the enumerations.
 fn decode(row: &Row<'_>) -> Result<Bot, RepoError> {
-    let text = |i: usize| {
+    decode_with(row, None)
+}
+
+/// [`decode`], with `updated_at` given instead of read when it is `Some` (the row is
+/// about to be updated with it).
+fn decode_with(row: &Row<'_>, updated_at: Option<Timestamp>) -> Result<Bot, RepoError> {
+    fn owned(row: &Row<'_>, i: usize) -> Result<String, RepoError> {
         row.get::<_, String>(i)
             .map_err(|e| corrupt(format!("bots row, column {i}: {e}")))
-    };
-    let id = BotId::parse(&text(0)?).map_err(|e| corrupt(format!("bots row: {e}")))?;
+    }
+    /// Parses column `i` with `parse`, from the borrowed text when there is some.
+    fn parse<T, E>(
+        row: &Row<'_>,
+        i: usize,
+        parse: impl Fn(&str) -> Result<T, E>,
+    ) -> Result<Result<T, E>, RepoError> {
+        match text_ref(row, i) {
+            Some(text) => Ok(parse(text)),
+            None => owned(row, i).map(|text| parse(&text)),
+        }
+    }
+    let id = parse(row, 0, BotId::parse)?.map_err(|e| corrupt(format!("bots row: {e}")))?;
     let bad = |e: DomainError| corrupt(format!("bot {id}: {e}"));
     let micros = |i: usize| {
         row.get::<_, i64>(i)
             .map_err(|e| corrupt(format!("bot {id}, column {i}: {e}")))
             .and_then(|m| Timestamp::from_unix_micros(m).map_err(bad))
     };
-    let container: Option<String> = row
-        .get(5)
-        .map_err(|e| corrupt(format!("bot {id}, container_id: {e}")))?;
+    let container = match row.get_ref(5).ok().and_then(|v| v.as_str_or_null().ok()) {
+        Some(c) => c.map(ContainerId::parse),
+        None => row
+            .get::<_, Option<String>>(5)
+            .map_err(|e| corrupt(format!("bot {id}, container_id: {e}")))?
+            .as_deref()
+            .map(ContainerId::parse),
+    };
     Ok(Bot {
         id,
-        name: BotName::parse(&text(1)?).map_err(bad)?,
-        ai_provider: AiProvider::parse(&text(2)?).map_err(bad)?,
-        model: ModelName::parse(&text(3)?).map_err(bad)?,
-        channel_type: ChannelType::parse(&text(4)?).map_err(bad)?,
-        container_id: container
-            .as_deref()
-            .map(ContainerId::parse)
-            .transpose()
-            .map_err(bad)?,
-        status: BotStatus::parse(&text(6)?).map_err(bad)?,
+        name: parse(row, 1, BotName::parse)?.map_err(bad)?,
+        ai_provider: parse(row, 2, AiProvider::parse)?.map_err(bad)?,
+        model: parse(row, 3, ModelName::parse)?.map_err(bad)?,
+        channel_type: parse(row, 4, ChannelType::parse)?.map_err(bad)?,
+        container_id: container.transpose().map_err(bad)?,
+        status: parse(row, 6, BotStatus::parse)?.map_err(bad)?,
         created_at: micros(7)?,
-        updated_at: micros(8)?,
+        updated_at: match updated_at {
+            Some(t) => t,
+            None => micros(8)?,
+        },
     })
 }
 
@@ -495,21 +542,25 @@ impl BotRepository for SqliteStore {
     fn create(&self, new: &NewBot) -> Result<Bot, RepoError> {
         let mut buf = [0u8; BotId::LEN];
         let id = new.id.encode(&mut buf);
-        self.write("create", |tx| {
-            if tx.prepare_cached(ID_EXISTS)?.exists([id])? {
+        self.write("create", |conn| {
+            // Both keys in one statement, before the clock is read: a refused create
+            // changes nothing, not even a stepping test clock.
+            let (id_taken, name_taken) = conn
+                .prepare_cached(TAKEN)?
+                .query_row([id, new.name.as_str()], |row| {
+                    Ok((row.get::<_, bool>(0)?, row.get::<_, bool>(1)?))
+                })?;
+            if id_taken {
                 return Err(RepoError::IdTaken { id: new.id }.into());
             }
-            if tx
-                .prepare_cached(NAME_EXISTS)?
-                .exists([new.name.as_str()])?
-            {
+            if name_taken {
                 return Err(RepoError::NameTaken {
                     name: new.name.clone(),
                 }
                 .into());
             }
             let bot = Bot::from_new(new.clone(), self.clock.now());
-            let inserted = tx.prepare_cached(INSERT)?.execute(params![
+            let inserted = conn.prepare_cached(INSERT)?.execute(params![
                 id,
                 bot.name.as_str(),
                 bot.ai_provider.as_str(),
@@ -579,24 +630,38 @@ impl BotRepository for SqliteStore {
     fn set_status(&self, id: &BotId, to: BotStatus) -> Result<Bot, RepoError> {
         let mut buf = [0u8; BotId::LEN];
         let key = id.encode(&mut buf);
-        self.write("set_status", |tx| {
-            let from: Option<String> = tx
-                .prepare_cached(GET_STATUS)?
-                .query([key])?
-                .next()?
-                .map(|row| row.get(0))
-                .transpose()?;
-            let from = from.ok_or_else(|| not_found(id))?;
-            let from = BotStatus::parse(&from).map_err(|e| corrupt(format!("bot {id}: {e}")))?;
+        self.write("set_status", |conn| {
+            // One lookup for the check and the result: the row as it is (and its rowid),
+            // checked in the order the store always checked (missing, then the stored
+            // status, then the lifecycle), then one UPDATE of that rowid, which the
+            // transaction keeps stable. The bot returned is that row with the two
+            // columns the UPDATE writes: exactly what the row now holds. (An
+            // `UPDATE … RETURNING` costs SQLite a temporary b-tree per statement.)
+            let mut stmt = conn.prepare_cached(GET_FOR_UPDATE)?;
+            let mut rows = stmt.query([key])?;
+            let row = rows.next()?.ok_or_else(|| not_found(id))?;
+            let rowid: i64 = row.get(9)?;
+            let from = match text_ref(row, 6) {
+                Some(text) => BotStatus::parse(text),
+                None => BotStatus::parse(&row.get::<_, String>(6)?),
+            };
+            let from = from.map_err(|e| corrupt(format!("bot {id}: {e}")))?;
             if !from.can_transition_to(to) {
                 return Err(RepoError::InvalidTransition { id: *id, from, to }.into());
             }
-            let now = self.clock.now().as_unix_micros();
-            let bot = first(
-                &mut tx.prepare_cached(UPDATE_STATUS)?,
-                params![key, to.as_str(), now],
-            )?;
-            Ok(bot.ok_or_else(|| not_found(id))??)
+            let now = self.clock.now();
+            let bot = decode_with(row, Some(now))?;
+            drop(rows);
+            drop(stmt);
+            let changed = conn.prepare_cached(UPDATE_STATUS)?.execute(params![
+                rowid,
+                to.as_str(),
+                now.as_unix_micros()
+            ])?;
+            if changed == 0 {
+                return Err(not_found(id).into());
+            }
+            Ok(Bot { status: to, ..bot })
         })
     }
 
@@ -607,13 +672,13 @@ impl BotRepository for SqliteStore {
     ) -> Result<Bot, RepoError> {
         let mut buf = [0u8; BotId::LEN];
         let key = id.encode(&mut buf);
-        self.write("set_container_id", |tx| {
-            if !tx.prepare_cached(ID_EXISTS)?.exists([key])? {
+        self.write("set_container_id", |conn| {
+            if !conn.prepare_cached(ID_EXISTS)?.exists([key])? {
                 return Err(not_found(id).into());
             }
             let now = self.clock.now().as_unix_micros();
             let bot = first(
-                &mut tx.prepare_cached(UPDATE_CONTAINER)?,
+                &mut conn.prepare_cached(UPDATE_CONTAINER)?,
                 params![key, container.map(ContainerId::as_str), now],
             )?;
             Ok(bot.ok_or_else(|| not_found(id))??)
@@ -623,8 +688,8 @@ impl BotRepository for SqliteStore {
     fn delete(&self, id: &BotId) -> Result<(), RepoError> {
         let mut buf = [0u8; BotId::LEN];
         let key = id.encode(&mut buf);
-        self.write("delete", |tx| {
-            match tx.prepare_cached(DELETE)?.execute([key])? {
+        self.write("delete", |conn| {
+            match conn.prepare_cached(DELETE)?.execute([key])? {
                 0 => Err(not_found(id).into()),
                 _ => Ok(()),
             }
@@ -709,6 +774,50 @@ mod tests {
             let scans_table = plan.contains("SCAN bots") && !plan.contains("INDEX");
             assert!(!scans_table, "{sql}: {plan}");
         }
+    }
+
+    fn new_bot(name: &str) -> NewBot {
+        NewBot::with_id(
+            BotId::generate(),
+            BotName::parse(name).unwrap(),
+            AiProvider::parse("openai").unwrap(),
+            ModelName::parse("gpt-4o").unwrap(),
+            ChannelType::parse("slack").unwrap(),
+        )
+    }
+
+    #[test]
+    fn refused_writes_leave_no_transaction_open() {
+        let (_dir, store) = store();
+        let bot = store.create(&new_bot("alpha")).unwrap();
+        assert!(matches!(
+            store.create(&new_bot("alpha")),
+            Err(RepoError::NameTaken { .. })
+        ));
+        assert!(matches!(
+            store.set_status(&bot.id, BotStatus::Running),
+            Err(RepoError::InvalidTransition { .. })
+        ));
+        assert!(matches!(
+            store.delete(&BotId::generate()),
+            Err(RepoError::NotFound { .. })
+        ));
+        assert!(store.lock_writer().is_autocommit());
+        // The writer still writes.
+        store.create(&new_bot("beta")).unwrap();
+        assert_eq!(store.list(None).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn set_status_returns_exactly_the_stored_row() {
+        let (_dir, store) = store();
+        let bot = store.create(&new_bot("alpha")).unwrap();
+        let started = store.set_status(&bot.id, BotStatus::Starting).unwrap();
+        assert_eq!(started, store.get(&bot.id).unwrap());
+        assert_eq!(started.status, BotStatus::Starting);
+        assert_eq!(started.created_at, bot.created_at);
+        let running = store.set_status(&bot.id, BotStatus::Running).unwrap();
+        assert_eq!(running, store.get(&bot.id).unwrap());
     }
 
     #[test]
