@@ -52,18 +52,22 @@ impl Resolver {
         let flags = flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
         match self {
             Self::Openat2 => {
+                let mut how = OpenHow::new()
+                    .flags(flags)
+                    .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+                if flags.contains(OFlag::O_CREAT) {
+                    how = how.mode(mode);
+                }
+                // One component (every hot path): no path to assemble.
+                if let [only] = components {
+                    return openat2(dir, *only, how);
+                }
                 let mut path = OsString::new();
                 for (i, c) in components.iter().enumerate() {
                     if i > 0 {
                         path.push("/");
                     }
                     path.push(c);
-                }
-                let mut how = OpenHow::new()
-                    .flags(flags)
-                    .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
-                if flags.contains(OFlag::O_CREAT) {
-                    how = how.mode(mode);
                 }
                 openat2(dir, path.as_os_str(), how)
             }
@@ -278,14 +282,34 @@ pub(crate) fn remove_tree(
         Err(Errno::ENOENT) => return Ok(0),
         Err(e) => return Err(e),
     };
+    // A writer that opened the directory before it was renamed to the trash can still
+    // create a temporary file (and rename it into place) in it: empty it again while
+    // the removal of the directory finds it not empty, a bounded number of times.
+    const MAX_ROUNDS: usize = 64;
     let mut removed = 0;
-    for child in list_names(sub.as_fd())? {
-        removed += remove_tree(resolver, sub.as_fd(), &child, depth + 1)?;
+    for _ in 0..MAX_ROUNDS {
+        for child in list_names(sub.as_fd())? {
+            removed += remove_tree(resolver, sub.as_fd(), &child, depth + 1)?;
+        }
+        match unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
+            Ok(()) => return Ok(removed + 1),
+            Err(Errno::ENOENT) => return Ok(removed),
+            Err(Errno::ENOTEMPTY | Errno::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
     }
-    match unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
-        Ok(()) => Ok(removed + 1),
-        Err(Errno::ENOENT) => Ok(removed),
-        Err(e) => Err(e),
+    Err(Errno::ENOTEMPTY)
+}
+
+/// Whether a trash entry (`.trash-<bot id>-<pid>-<token>-<seq>`) was left by a deletion
+/// that is no longer running: its process is gone (see [`is_stale`]). A deletion in
+/// progress in another process or thread must not have its trash removed under it.
+/// Names of any other shape count as stale (we never made them).
+pub(crate) fn is_stale_trash(name: &str) -> bool {
+    const ID_AND_DASH: usize = botmaker_domain::BotId::LEN + 1;
+    match name.strip_prefix(TRASH_PREFIX) {
+        Some(rest) => rest.get(ID_AND_DASH..).is_none_or(|tail| is_stale(tail, "")),
+        None => false,
     }
 }
 

@@ -15,7 +15,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, unlinkat};
 use secrecy::SecretString;
 
 use crate::fsutil::{
-    Kind, Meta, QUARANTINE_DIR, Resolver, TEMP_PREFIX, TRASH_PREFIX, is_stale, list_names,
+    Kind, Meta, QUARANTINE_DIR, Resolver, TEMP_PREFIX, TRASH_PREFIX, is_stale, is_stale_trash, list_names,
     read_bounded, remove_tree, unique_name,
 };
 use crate::{Result, SecretValue, SecretsError, trim_trailing_newline};
@@ -229,40 +229,41 @@ impl SecretsStore {
             });
         }
         let (dir, _) = self.bot_dir_for_write(bot)?;
-        let path = self.display_path(bot, Some(name));
+        // Paths are for error messages only: made when an error needs one.
+        let path = || self.display_path(bot, Some(name));
         let target = OsStr::new(name.as_str());
         match Meta::of_entry(dir.as_fd(), target) {
-            Ok(m) if m.kind == Kind::Symlink => return Err(SecretsError::Symlink { path }),
+            Ok(m) if m.kind == Kind::Symlink => return Err(SecretsError::Symlink { path: path() }),
             Ok(m) if m.kind != Kind::File => {
                 return Err(SecretsError::NotRegularFile {
-                    path,
+                    path: path(),
                     kind: m.kind.describe(),
                 });
             }
             Ok(_) | Err(Errno::ENOENT) => {}
-            Err(e) => return Err(SecretsError::io("stat", path, e)),
+            Err(e) => return Err(SecretsError::io("stat", path(), e)),
         }
         let (mut file, tmp) = self.create_temp(dir.as_fd(), bot)?;
         let tmp_name = OsStr::new(tmp.as_str());
         let result = (|| {
-            let io = |op, e| SecretsError::io(op, path.clone(), e);
+            let io = |op, e| SecretsError::io(op, path(), e);
             fchmod(&file, Mode::from_bits_truncate(FILE_MODE)).map_err(|e| io("chmod", e))?;
             if let Some(o) = self.owner {
                 chown_fd(file.as_fd(), o).map_err(|e| io("chown", e))?;
             }
             file.write_all(value).map_err(|e| SecretsError::Io {
                 op: "write",
-                path: path.clone(),
+                path: path(),
                 source: e,
             })?;
             file.sync_all().map_err(|e| SecretsError::Io {
                 op: "fsync",
-                path: path.clone(),
+                path: path(),
                 source: e,
             })?;
             renameat(dir.as_fd(), tmp_name, dir.as_fd(), target).map_err(|e| match e {
                 // The directory was deleted (and emptied) under us by a delete_bot.
-                Errno::ENOENT => SecretsError::Raced { path: path.clone() },
+                Errno::ENOENT => SecretsError::Raced { path: path() },
                 e => io("rename", e),
             })
         })();
@@ -289,11 +290,12 @@ impl SecretsStore {
     /// one hard link, not over the size cap. The bytes go straight into a zeroizing
     /// buffer.
     pub fn read(&self, bot: &BotId, name: &SecretName) -> Result<SecretValue> {
-        let path = self.display_path(bot, Some(name));
+        // Paths are for error messages only: made when an error needs one.
+        let path = || self.display_path(bot, Some(name));
         let not_found = || SecretsError::NotFound {
             bot: *bot,
             name: name.clone(),
-            path: path.clone(),
+            path: path(),
         };
         let dir = match self.open_bot_dir(bot, DirUse::Read) {
             Err(SecretsError::BotNotFound { .. }) => return Err(not_found()),
@@ -308,10 +310,9 @@ impl SecretsStore {
         ) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Err(not_found()),
-            Err(e) => return Err(classify_open_error(dir.as_fd(), target, path, "open", e)),
+            Err(e) => return Err(classify_open_error(dir.as_fd(), target, path(), "open", e)),
         };
-        let meta =
-            Meta::of_fd(fd.as_fd()).map_err(|e| SecretsError::io("stat", path.clone(), e))?;
+        let meta = Meta::of_fd(fd.as_fd()).map_err(|e| SecretsError::io("stat", path(), e))?;
         self.check_secret_file(&meta, &path, bot, name)?;
         let mut file = File::from(fd);
         let hint = usize::try_from(meta.size).unwrap_or(self.max);
@@ -325,7 +326,7 @@ impl SecretsStore {
             }),
             Err(source) => Err(SecretsError::Io {
                 op: "read",
-                path,
+                path: path(),
                 source,
             }),
         }
@@ -545,8 +546,8 @@ impl SecretsStore {
     /// Opens the bot's directory, refusing a symlink or a non-directory, with no
     /// owner or mode checks.
     fn open_bot_dir_unchecked(&self, bot: &BotId) -> Result<OwnedFd> {
-        let id = bot.to_string();
-        let name = OsStr::new(&id);
+        let mut buf = [0u8; BotId::LEN];
+        let name = OsStr::new(bot.encode(&mut buf));
         match self.resolver.open_dir(self.root.as_fd(), &[name]) {
             Ok(fd) => Ok(fd),
             Err(Errno::ENOENT) => Err(SecretsError::BotNotFound {
@@ -565,12 +566,11 @@ impl SecretsStore {
 
     fn open_bot_dir(&self, bot: &BotId, usage: DirUse) -> Result<OwnedFd> {
         let fd = self.open_bot_dir_unchecked(bot)?;
-        let path = self.display_path(bot, None);
-        let meta =
-            Meta::of_fd(fd.as_fd()).map_err(|e| SecretsError::io("stat", path.clone(), e))?;
+        let path = || self.display_path(bot, None);
+        let meta = Meta::of_fd(fd.as_fd()).map_err(|e| SecretsError::io("stat", path(), e))?;
         if meta.uid != self.expected_uid {
             return Err(SecretsError::WrongOwner {
-                path,
+                path: path(),
                 uid: meta.uid,
                 expected: self.expected_uid,
             });
@@ -578,11 +578,11 @@ impl SecretsStore {
         match usage {
             DirUse::Write if meta.perm != DIR_MODE => {
                 fchmod(&fd, Mode::from_bits_truncate(DIR_MODE))
-                    .map_err(|e| SecretsError::io("chmod", path, e))?;
+                    .map_err(|e| SecretsError::io("chmod", path(), e))?;
             }
             DirUse::Read if meta.perm & 0o022 != 0 => {
                 return Err(SecretsError::InsecureMode {
-                    path,
+                    path: path(),
                     mode: meta.perm,
                     expected: DIR_MODE,
                 });
@@ -654,11 +654,10 @@ impl SecretsStore {
     fn check_secret_file(
         &self,
         meta: &Meta,
-        path: &Path,
+        path: &dyn Fn() -> PathBuf,
         bot: &BotId,
         name: &SecretName,
     ) -> Result<()> {
-        let path = || path.to_path_buf();
         if meta.kind != Kind::File {
             return Err(SecretsError::NotRegularFile {
                 path: path(),
@@ -714,7 +713,11 @@ impl SecretsStore {
         for raw in names {
             let Some(s) = raw.to_str() else { continue };
             if s.starts_with(TRASH_PREFIX) {
-                if remove_tree(self.resolver, self.root.as_fd(), &raw, 0).is_ok_and(|n| n > 0) {
+                // Only the trash of deletions whose process is gone: another process
+                // (or store) may be deleting a bot right now.
+                if is_stale_trash(s)
+                    && remove_tree(self.resolver, self.root.as_fd(), &raw, 0).is_ok_and(|n| n > 0)
+                {
                     swept += 1;
                 }
             } else if canonical_bot_id(&raw).is_some() {
