@@ -4,17 +4,25 @@
 //!
 //! JSON lines on stdout, progress on stderr. Always runs in a release build: a debug
 //! invocation re-executes itself with `cargo run --release`.
+//!
+//! With `--raw`, both variants hold their own database (or secrets root) at the same
+//! time and take turns: each phase is cut into [`SLICES`] slices of its work, run
+//! API, bare, bare, API, … (who goes first alternates), and each variant's time is
+//! the sum of its slices. Both variants so meet the same machine state (other load,
+//! the disk's journal, the CPU's clock), which keeps their ratio meaningful on a
+//! shared, noisy machine. Each phase function is its own `#[inline(never)]` function,
+//! so that a profile (`valgrind --tool=callgrind`) attributes its cost by name.
 
 use std::fs;
 use std::hint::black_box;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use botmaker::domain::{
     AiProvider, BotId, BotName, BotRepository, BotStatus, ChannelType, ModelName, NewBot,
-    SecretName,
+    PageCursor, SecretName,
 };
 use botmaker::secrets::SecretsStore;
 use botmaker::sqlite::SqliteStore;
@@ -59,20 +67,49 @@ impl Phase {
     }
 }
 
-/// Times `f`, which performs `ops` operations.
-pub(crate) fn timed(
+/// How many slices a phase is cut into when both variants run.
+pub(crate) const SLICES: usize = 10;
+
+/// One variant's work on a range of a phase's units.
+pub(crate) type Work<'a> = &'a mut (dyn FnMut(Range<usize>) -> Result<()> + 'a);
+
+/// Times phase `name`: `units` units of `per_unit` operations each, done by `api` and,
+/// when given, by `raw`, taking turns slice by slice (see the module docs).
+pub(crate) fn phase(
     name: &'static str,
-    ops: usize,
-    f: impl FnOnce() -> Result<()>,
-) -> Result<Phase> {
+    units: usize,
+    per_unit: usize,
+    api: Work<'_>,
+    mut raw: Option<Work<'_>>,
+) -> Result<(Phase, Option<Phase>)> {
+    let ops = units * per_unit;
     eprintln!("bench: {name} ({ops} ops)");
-    let start = Instant::now();
-    f()?;
-    Ok(Phase {
+    let slices = if raw.is_some() {
+        SLICES.clamp(1, units.max(1))
+    } else {
+        1
+    };
+    let (mut t_api, mut t_raw) = (Duration::ZERO, Duration::ZERO);
+    for s in 0..slices {
+        let range = units * s / slices..units * (s + 1) / slices;
+        for turn in 0..2 {
+            if (turn == 0) == (s % 2 == 0) {
+                let start = Instant::now();
+                api(range.clone())?;
+                t_api += start.elapsed();
+            } else if let Some(raw) = raw.as_mut() {
+                let start = Instant::now();
+                raw(range.clone())?;
+                t_raw += start.elapsed();
+            }
+        }
+    }
+    let make = |t: Duration| Phase {
         name,
         ops,
-        secs: start.elapsed().as_secs_f64(),
-    })
+        secs: t.as_secs_f64(),
+    };
+    Ok((make(t_api), raw.is_some().then(|| make(t_raw))))
 }
 
 /// The workload's rows, made before any timing starts.
@@ -134,7 +171,7 @@ impl Drop for TempDir {
 
 /// Runs the workload and prints its JSON lines.
 pub(crate) fn run(params: Params, scratch: &Path) -> Result<()> {
-    let Params { n, m, threads, raw } = params;
+    let Params { n, m, threads, .. } = params;
     ensure!(
         n > 0 && m > 0 && threads > 0,
         "--n, --m and --threads must be positive"
@@ -142,45 +179,47 @@ pub(crate) fn run(params: Params, scratch: &Path) -> Result<()> {
     ensure!(n % 7919 != 0, "--n must not be a multiple of 7919");
     println!("{{\"workload\":\"botmaker-standard\",\"n\":{n},\"m\":{m},\"durable\":true}}");
 
-    let mut api = database_phases(n, scratch)?;
-    api.extend(secrets_phases(m, scratch)?);
-    api.extend(parallel_phases(n, threads, scratch)?);
-    for p in &api {
-        println!("{}", p.json("api"));
+    // Every part starts after a `sync`, so that no part pays for the writeback of the
+    // previous one.
+    let mut results: Vec<(Phase, Option<Phase>)> = Vec::new();
+    settle();
+    results.extend(database_phases(n, params.raw, scratch)?);
+    settle();
+    results.extend(secrets_phases(m, params.raw, scratch)?);
+    settle();
+    results.extend(parallel_phases(n, threads, params.raw, scratch)?);
+
+    for (api, _) in &results {
+        println!("{}", api.json("api"));
     }
-    if raw {
-        let mut raw = raw::database_phases(n, scratch)?;
-        raw.extend(raw::secrets_phases(m, scratch)?);
-        raw.extend(raw::parallel_phases(n, threads, scratch)?);
-        for p in &raw {
-            println!("{}", p.json("raw"));
+    if params.raw {
+        for (_, raw) in &results {
+            if let Some(raw) = raw {
+                println!("{}", raw.json("raw"));
+            }
         }
-        for (a, r) in api.iter().zip(&raw) {
-            ensure!(a.name == r.name, "phase lists differ");
-            println!(
-                "{{\"phase\":\"{}\",\"ratio_api_over_raw\":{:.3}}}",
-                a.name,
-                a.ops_per_sec() / r.ops_per_sec()
-            );
+        for (api, raw) in &results {
+            if let Some(raw) = raw {
+                println!(
+                    "{{\"phase\":\"{}\",\"ratio_api_over_raw\":{:.3}}}",
+                    api.name,
+                    api.ops_per_sec() / raw.ops_per_sec()
+                );
+            }
         }
     }
-    let single = api
-        .iter()
-        .find(|p| p.name == "get_by_id")
-        .map(Phase::ops_per_sec);
-    let parallel = api
-        .iter()
-        .find(|p| p.name == "parallel_get_by_id")
-        .map(Phase::ops_per_sec);
-    let insert = api
-        .iter()
-        .find(|p| p.name == "insert")
-        .map(Phase::ops_per_sec);
-    let pinsert = api
-        .iter()
-        .find(|p| p.name == "parallel_insert")
-        .map(Phase::ops_per_sec);
-    if let (Some(s), Some(p), Some(i), Some(pi)) = (single, parallel, insert, pinsert) {
+    let rate = |name: &str| {
+        results
+            .iter()
+            .find(|(p, _)| p.name == name)
+            .map(|(p, _)| p.ops_per_sec())
+    };
+    if let (Some(s), Some(p), Some(i), Some(pi)) = (
+        rate("get_by_id"),
+        rate("parallel_get_by_id"),
+        rate("insert"),
+        rate("parallel_insert"),
+    ) {
         println!(
             "{{\"scaling\":{{\"parallel_get_by_id_over_get_by_id\":{:.3},\"parallel_insert_over_insert\":{:.3},\"threads\":{threads}}}}}",
             p / s,
@@ -191,58 +230,141 @@ pub(crate) fn run(params: Params, scratch: &Path) -> Result<()> {
     Ok(())
 }
 
-fn database_phases(n: usize, scratch: &Path) -> Result<Vec<Phase>> {
+/// Bots per page when `list_all` walks the registry: the listing holds one page at a
+/// time, so its memory is bounded whatever N is.
+pub(crate) const LIST_PAGE: usize = 1000;
+
+/// Wraps a closure as a phase's [`Work`].
+fn work<'a>(f: &'a mut (impl FnMut(Range<usize>) -> Result<()> + 'a)) -> Work<'a> {
+    f
+}
+
+fn database_phases(
+    n: usize,
+    with_raw: bool,
+    scratch: &Path,
+) -> Result<Vec<(Phase, Option<Phase>)>> {
     let rows = Rows::new(n, |i| format!("bot-{i}"))?;
     let dir = TempDir::new(scratch, "db")?;
     let db = dir.path().join("botmaker.db");
     botmaker::sqlite::migrate(&db)?;
     let store = SqliteStore::open(&db)?;
-    let mut phases = Vec::new();
-
-    phases.push(timed("insert", n, || {
-        for new in &rows.news {
-            store.create(new)?;
-        }
-        Ok(())
-    })?);
-    phases.push(timed("get_by_id", n, || {
-        for k in 0..n {
-            black_box(store.get(&rows.ids[visit(k, n)])?);
-        }
-        Ok(())
-    })?);
-    phases.push(timed("get_by_name", n, || {
-        for k in 0..n {
-            black_box(store.get_by_name(&rows.news[visit(k, n)].name)?);
-        }
-        Ok(())
-    })?);
-    phases.push(timed("list_all", 20, || {
-        for _ in 0..20 {
-            let all = store.list(None)?;
-            ensure!(all.len() == n, "list_all saw {} rows", all.len());
-            black_box(all);
-        }
-        Ok(())
-    })?);
+    let raw = with_raw.then(|| raw::Db::new(n, scratch)).transpose()?;
+    let mut out = Vec::new();
+    macro_rules! run {
+        ($name:literal, $units:expr, $api:expr, $raw:ident) => {{
+            let mut api = $api;
+            let mut bare = raw.as_ref().map(|r| move |k: Range<usize>| r.$raw(k));
+            out.push(phase(
+                $name,
+                $units,
+                1,
+                work(&mut api),
+                bare.as_mut().map(work),
+            )?);
+        }};
+    }
+    run!("insert", n, |k| api_insert(&store, &rows.news[k]), insert);
+    run!(
+        "get_by_id",
+        n,
+        |k| api_get_by_id(&store, &rows.ids, k),
+        get_by_id
+    );
+    run!(
+        "get_by_name",
+        n,
+        |k| api_get_by_name(&store, &rows.news, k),
+        get_by_name
+    );
+    run!(
+        "list_all",
+        20,
+        |k: Range<usize>| api_list_all(&store, n, k.len()),
+        list_all
+    );
     // The lifecycle refuses created -> running; move every bot to `starting` first,
-    // untimed, so the timed phase is N valid changes to `running`.
+    // untimed (on both sides), so the timed phase is N valid changes to `running`.
     for id in &rows.ids {
         store.set_status(id, BotStatus::Starting)?;
     }
-    phases.push(timed("update_status", n, || {
-        for k in 0..n {
-            store.set_status(&rows.ids[visit(k, n)], BotStatus::Running)?;
+    if let Some(r) = &raw {
+        r.all_starting()?;
+    }
+    run!(
+        "update_status",
+        n,
+        |k| api_update_status(&store, &rows.ids, k),
+        update_status
+    );
+    run!("delete", n, |k| api_delete(&store, &rows.ids, k), delete);
+    Ok(out)
+}
+
+#[inline(never)]
+fn api_insert(store: &SqliteStore, news: &[NewBot]) -> Result<()> {
+    for new in news {
+        black_box(store.create(new)?);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn api_get_by_id(store: &SqliteStore, ids: &[BotId], ks: Range<usize>) -> Result<()> {
+    let n = ids.len();
+    for k in ks {
+        black_box(store.get(&ids[visit(k, n)])?);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn api_get_by_name(store: &SqliteStore, news: &[NewBot], ks: Range<usize>) -> Result<()> {
+    let n = news.len();
+    for k in ks {
+        black_box(store.get_by_name(&news[visit(k, n)].name)?);
+    }
+    Ok(())
+}
+
+/// Walks every bot, newest first, `times` times, one page of [`LIST_PAGE`] bots at a
+/// time (keyset paging: `BotRepository::list_page`), each bot fully decoded.
+#[inline(never)]
+fn api_list_all(store: &SqliteStore, n: usize, times: usize) -> Result<()> {
+    for _ in 0..times {
+        let mut seen = 0;
+        let mut after = None;
+        loop {
+            let page = store.list_page(None, after, LIST_PAGE)?;
+            seen += page.len();
+            after = page.last().map(PageCursor::after);
+            let full = page.len() == LIST_PAGE;
+            black_box(page);
+            if !full {
+                break;
+            }
         }
-        Ok(())
-    })?);
-    phases.push(timed("delete", n, || {
-        for k in 0..n {
-            store.delete(&rows.ids[visit(k, n)])?;
-        }
-        Ok(())
-    })?);
-    Ok(phases)
+        ensure!(seen == n, "list_all saw {seen} rows");
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn api_update_status(store: &SqliteStore, ids: &[BotId], ks: Range<usize>) -> Result<()> {
+    let n = ids.len();
+    for k in ks {
+        black_box(store.set_status(&ids[visit(k, n)], BotStatus::Running)?);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn api_delete(store: &SqliteStore, ids: &[BotId], ks: Range<usize>) -> Result<()> {
+    let n = ids.len();
+    for k in ks {
+        store.delete(&ids[visit(k, n)])?;
+    }
+    Ok(())
 }
 
 /// The three secrets of bot `j`, generation `g` (0: written, 1: rotated).
@@ -260,7 +382,22 @@ pub(crate) fn secret_values(j: usize, g: usize) -> [Vec<u8>; 3] {
 
 pub(crate) const SECRET_NAMES: [&str; 3] = ["ai_api_key", "channel_token", "channel_config"];
 
-fn secrets_phases(m: usize, scratch: &Path) -> Result<Vec<Phase>> {
+/// The secrets part's inputs, made before timing.
+pub(crate) struct SecretsInput {
+    pub(crate) first: Vec<[Vec<u8>; 3]>,
+    pub(crate) second: Vec<[Vec<u8>; 3]>,
+}
+
+impl SecretsInput {
+    pub(crate) fn new(m: usize) -> Self {
+        Self {
+            first: (0..m).map(|j| secret_values(j, 0)).collect(),
+            second: (0..m).map(|j| secret_values(j, 1)).collect(),
+        }
+    }
+}
+
+fn secrets_phases(m: usize, with_raw: bool, scratch: &Path) -> Result<Vec<(Phase, Option<Phase>)>> {
     let dir = TempDir::new(scratch, "secrets")?;
     let store = SecretsStore::open(&dir.path().join("secrets"))?;
     let ids: Vec<BotId> = (0..m)
@@ -270,48 +407,119 @@ fn secrets_phases(m: usize, scratch: &Path) -> Result<Vec<Phase>> {
         .iter()
         .map(|n| SecretName::parse(n))
         .collect::<Result<_, _>>()?;
-    let first: Vec<[Vec<u8>; 3]> = (0..m).map(|j| secret_values(j, 0)).collect();
-    let second: Vec<[Vec<u8>; 3]> = (0..m).map(|j| secret_values(j, 1)).collect();
-    let mut phases = Vec::new();
-    phases.push(timed("secret_write", 3 * m, || {
-        for (id, values) in ids.iter().zip(&first) {
-            store.create_bot(id)?;
-            for (name, value) in names.iter().zip(values) {
-                store.write(id, name, value)?;
-            }
-        }
-        Ok(())
-    })?);
-    phases.push(timed("secret_read", 3 * m, || {
-        for (id, values) in ids.iter().zip(&first) {
-            for (name, value) in names.iter().zip(values) {
-                let read = store.read(id, name)?;
-                ensure!(
-                    read.expose() == value.as_slice(),
-                    "secret {name} of {id} read back wrong"
-                );
-            }
-        }
-        Ok(())
-    })?);
-    phases.push(timed("secret_rotate", 3 * m, || {
-        for (id, values) in ids.iter().zip(&second) {
-            for (name, value) in names.iter().zip(values) {
-                store.write(id, name, value)?;
-            }
-        }
-        Ok(())
-    })?);
-    phases.push(timed("secret_delete", m, || {
-        for id in &ids {
-            store.delete_bot(id)?;
-        }
-        Ok(())
-    })?);
-    Ok(phases)
+    let input_owned = SecretsInput::new(m);
+    let input = &input_owned;
+    let raw = with_raw
+        .then(|| raw::Secrets::new(m, scratch))
+        .transpose()?;
+    let (ids, names) = (&ids, &names);
+    let mut out = Vec::new();
+    macro_rules! run {
+        ($name:literal, $per:expr, $api:expr, $raw:ident) => {{
+            let mut api = $api;
+            let mut bare = raw
+                .as_ref()
+                .map(|r| move |j: Range<usize>| r.$raw(j, input));
+            out.push(phase(
+                $name,
+                m,
+                $per,
+                work(&mut api),
+                bare.as_mut().map(work),
+            )?);
+        }};
+    }
+    run!(
+        "secret_write",
+        3,
+        |j: Range<usize>| api_secret_write(&store, &ids[j.clone()], names, &input.first[j]),
+        write
+    );
+    run!(
+        "secret_read",
+        3,
+        |j: Range<usize>| api_secret_read(&store, &ids[j.clone()], names, &input.first[j]),
+        read
+    );
+    run!(
+        "secret_rotate",
+        3,
+        |j: Range<usize>| api_secret_rotate(&store, &ids[j.clone()], names, &input.second[j]),
+        rotate
+    );
+    run!(
+        "secret_delete",
+        1,
+        |j: Range<usize>| api_secret_delete(&store, &ids[j]),
+        delete
+    );
+    Ok(out)
 }
 
-fn parallel_phases(n: usize, threads: usize, scratch: &Path) -> Result<Vec<Phase>> {
+#[inline(never)]
+fn api_secret_write(
+    store: &SecretsStore,
+    ids: &[BotId],
+    names: &[SecretName],
+    values: &[[Vec<u8>; 3]],
+) -> Result<()> {
+    for (id, values) in ids.iter().zip(values) {
+        store.create_bot(id)?;
+        for (name, value) in names.iter().zip(values) {
+            store.write(id, name, value)?;
+        }
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn api_secret_read(
+    store: &SecretsStore,
+    ids: &[BotId],
+    names: &[SecretName],
+    values: &[[Vec<u8>; 3]],
+) -> Result<()> {
+    for (id, values) in ids.iter().zip(values) {
+        for (name, value) in names.iter().zip(values) {
+            let read = store.read(id, name)?;
+            ensure!(
+                read.expose() == value.as_slice(),
+                "secret {name} of {id} read back wrong"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn api_secret_rotate(
+    store: &SecretsStore,
+    ids: &[BotId],
+    names: &[SecretName],
+    values: &[[Vec<u8>; 3]],
+) -> Result<()> {
+    for (id, values) in ids.iter().zip(values) {
+        for (name, value) in names.iter().zip(values) {
+            store.write(id, name, value)?;
+        }
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn api_secret_delete(store: &SecretsStore, ids: &[BotId]) -> Result<()> {
+    for id in ids {
+        store.delete_bot(id)?;
+    }
+    Ok(())
+}
+
+fn parallel_phases(
+    n: usize,
+    threads: usize,
+    with_raw: bool,
+    scratch: &Path,
+) -> Result<Vec<(Phase, Option<Phase>)>> {
     let rows = Rows::new(n, |i| format!("bot-{i}"))?;
     let extra: Vec<Vec<NewBot>> = (0..threads)
         .map(|t| Rows::new(n / threads, |i| format!("p{t}-{i}")).map(|r| r.news))
@@ -319,49 +527,77 @@ fn parallel_phases(n: usize, threads: usize, scratch: &Path) -> Result<Vec<Phase
     let dir = TempDir::new(scratch, "parallel")?;
     let db = dir.path().join("botmaker.db");
     botmaker::sqlite::migrate(&db)?;
-    let store = Arc::new(SqliteStore::open(&db)?);
+    let store = SqliteStore::open(&db)?;
     eprintln!("bench: loading {n} rows for the parallel part");
     for new in &rows.news {
         store.create(new)?;
     }
-    let ids = Arc::new(rows.ids);
-    let mut phases = Vec::new();
-    phases.push(timed("parallel_get_by_id", threads * n, || {
+    let mut raw = with_raw
+        .then(|| raw::Parallel::new(n, threads, scratch))
+        .transpose()?;
+    let (store, ids) = (&store, &rows.ids);
+    let mut out = Vec::new();
+    // Each slice runs T threads over its range of the per-thread work.
+    let mut api = |k: Range<usize>| {
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
-                    let (store, ids) = (&store, &ids);
-                    s.spawn(move || -> Result<()> {
-                        let start = t * n / threads;
-                        for k in 0..n {
-                            black_box(store.get(&ids[visit((start + k) % n, n)])?);
-                        }
-                        Ok(())
-                    })
+                    let k = k.clone();
+                    s.spawn(move || api_parallel_get_by_id(store, ids, t * n / threads, k))
                 })
                 .collect();
             join_all(handles)
         })
-    })?);
-    let total: usize = extra.iter().map(Vec::len).sum();
-    phases.push(timed("parallel_insert", total, || {
+    };
+    {
+        let mut bare = raw.as_mut().map(|r| |k: Range<usize>| r.get_by_id(k));
+        out.push(phase(
+            "parallel_get_by_id",
+            n,
+            threads,
+            work(&mut api),
+            bare.as_mut().map(work),
+        )?);
+    }
+    let per_thread = n / threads;
+    let extra = &extra;
+    let mut api = |k: Range<usize>| {
         std::thread::scope(|s| {
             let handles: Vec<_> = extra
                 .iter()
                 .map(|news| {
-                    let store = &store;
-                    s.spawn(move || -> Result<()> {
-                        for new in news {
-                            store.create(new)?;
-                        }
-                        Ok(())
-                    })
+                    let k = k.clone();
+                    s.spawn(move || api_insert(store, &news[k]))
                 })
                 .collect();
             join_all(handles)
         })
-    })?);
-    Ok(phases)
+    };
+    let mut bare = raw.as_mut().map(|r| |k: Range<usize>| r.insert(k));
+    out.push(phase(
+        "parallel_insert",
+        per_thread,
+        threads,
+        work(&mut api),
+        bare.as_mut().map(work),
+    )?);
+    Ok(out)
+}
+
+/// One thread of `parallel_get_by_id`: the lookups `ks` of its N, from `start` in the
+/// visiting order.
+#[inline(never)]
+fn api_parallel_get_by_id(
+    store: &SqliteStore,
+    ids: &[BotId],
+    start: usize,
+    ks: Range<usize>,
+) -> Result<()> {
+    let n = ids.len();
+    for k in ks {
+        black_box(store.get(&ids[visit((start + k) % n, n)])?);
+    }
+    Ok(())
 }
 
 pub(crate) fn join_all(handles: Vec<std::thread::ScopedJoinHandle<'_, Result<()>>>) -> Result<()> {
@@ -372,6 +608,11 @@ pub(crate) fn join_all(handles: Vec<std::thread::ScopedJoinHandle<'_, Result<()>
         }
     }
     Ok(())
+}
+
+/// Flushes dirty data to disk (untimed), so that the next part starts from a quiet disk.
+fn settle() {
+    nix::unistd::sync();
 }
 
 /// Peak resident memory of this process (VmHWM), in KiB.

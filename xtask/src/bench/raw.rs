@@ -4,17 +4,22 @@
 //! API is held to.
 
 use std::hint::black_box;
+use std::ops::Range;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, ensure};
-use nix::fcntl::{OFlag, openat, renameat};
-use nix::sys::stat::{Mode, fstat, mkdirat};
+use nix::fcntl::{AtFlags, OFlag, openat, renameat};
+use nix::sys::stat::{Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
 use rusqlite::{Connection, params};
 
-use super::{Phase, Rows, SECRET_NAMES, TempDir, join_all, secret_values, timed, visit};
+use super::{LIST_PAGE, Rows, SECRET_NAMES, SecretsInput, TempDir, join_all, visit};
+use botmaker::domain::{BotId, NewBot};
+
+const S_IFMT: u32 = SFlag::S_IFMT.bits();
+const S_IFREG: u32 = SFlag::S_IFREG.bits();
 
 /// A bot decoded into plain values.
 #[allow(dead_code)] // fields are read through black_box only
@@ -30,8 +35,37 @@ struct RawBot {
     updated_at: i64,
 }
 
-const COLS: &str =
-    "id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at";
+macro_rules! cols {
+    () => {
+        "id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at"
+    };
+}
+
+// The same statements the store runs (keyset pages on the same index, the lifecycle
+// checked in the UPDATE's WHERE), as constants: no SQL is formatted per operation.
+const INSERT: &str = concat!(
+    "INSERT INTO bots (",
+    cols!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, NULL, 'created', ?6, ?6)"
+);
+const GET_BY_ID: &str = concat!("SELECT ", cols!(), " FROM bots WHERE id = ?1");
+const GET_BY_NAME: &str = concat!("SELECT ", cols!(), " FROM bots WHERE name = ?1");
+const PAGE_FIRST: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM bots ORDER BY created_at DESC, id DESC LIMIT ?1"
+);
+const PAGE_AFTER: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM bots WHERE (created_at, id) < (?1, ?2) ORDER BY created_at DESC, id DESC LIMIT ?3"
+);
+/// Only `starting` may become `running` (the lifecycle), checked in the statement.
+const SET_RUNNING: &str =
+    "UPDATE bots SET status = 'running', updated_at = ?1 WHERE id = ?2 AND status = 'starting'";
+const SET_STARTING: &str = "UPDATE bots SET status = 'starting', updated_at = ?1 \
+     WHERE id = ?2 AND status IN ('created', 'stopped', 'failed')";
+const DELETE: &str = "DELETE FROM bots WHERE id = ?1";
 
 fn decode(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawBot> {
     Ok(RawBot {
@@ -56,239 +90,475 @@ fn now_micros() -> i64 {
 /// A connection with the workload's pragmas.
 fn connect(db: &Path) -> Result<Connection> {
     let conn = Connection::open(db)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     ensure!(mode == "wal", "journal_mode is {mode}");
     conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
-    conn.busy_timeout(Duration::from_secs(5))?;
     conn.set_prepared_statement_cache_capacity(16);
     Ok(conn)
 }
 
-fn insert(conn: &Connection, rows: &Rows, i: usize) -> Result<()> {
-    let b = &rows.news[i];
-    let now = now_micros();
-    conn.prepare_cached(
-        "INSERT INTO bots (id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, NULL, 'created', ?6, ?6)",
-    )?
-    .execute(params![
-        b.id.to_string(),
+/// Ids rendered once, before timing (the bare baseline binds text it already has).
+fn render(ids: &[BotId]) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
+}
+
+fn insert(conn: &Connection, id: &str, b: &NewBot) -> Result<()> {
+    conn.prepare_cached(INSERT)?.execute(params![
+        id,
         b.name.as_str(),
         b.ai_provider.as_str(),
         b.model.as_str(),
         b.channel_type.as_str(),
-        now
+        now_micros()
     ])?;
     Ok(())
 }
 
 fn get_by_id(conn: &Connection, id: &str) -> Result<RawBot> {
-    Ok(conn
-        .prepare_cached(&format!("SELECT {COLS} FROM bots WHERE id = ?1"))?
-        .query_row([id], decode)?)
+    Ok(conn.prepare_cached(GET_BY_ID)?.query_row([id], decode)?)
 }
 
-pub(crate) fn database_phases(n: usize, scratch: &Path) -> Result<Vec<Phase>> {
-    let rows = Rows::new(n, |i| format!("bot-{i}"))?;
-    let ids: Vec<String> = rows.ids.iter().map(ToString::to_string).collect();
-    let dir = TempDir::new(scratch, "raw-db")?;
-    let db = dir.path().join("botmaker.db");
-    botmaker::sqlite::migrate(&db)?; // the same schema and indexes
-    let conn = connect(&db)?;
-    let mut phases = Vec::new();
-    phases.push(timed("insert", n, || {
-        (0..n).try_for_each(|i| insert(&conn, &rows, i))
-    })?);
-    phases.push(timed("get_by_id", n, || {
-        for k in 0..n {
-            black_box(get_by_id(&conn, &ids[visit(k, n)])?);
-        }
-        Ok(())
-    })?);
-    phases.push(timed("get_by_name", n, || {
-        for k in 0..n {
-            let mut stmt =
-                conn.prepare_cached(&format!("SELECT {COLS} FROM bots WHERE name = ?1"))?;
-            black_box(stmt.query_row([rows.news[visit(k, n)].name.as_str()], decode)?);
-        }
-        Ok(())
-    })?);
-    phases.push(timed("list_all", 20, || {
-        for _ in 0..20 {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLS} FROM bots ORDER BY created_at DESC, id DESC"
-            ))?;
-            let all = stmt
-                .query_map([], decode)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            ensure!(all.len() == n);
-            black_box(all);
-        }
-        Ok(())
-    })?);
-    for id in &ids {
-        conn.prepare_cached("UPDATE bots SET status = 'starting', updated_at = ?1 WHERE id = ?2")?
-            .execute(params![now_micros(), id])?;
+/// The bare database part: its own database, connection and rows.
+pub(crate) struct Db {
+    conn: Connection,
+    rows: Rows,
+    ids: Vec<String>,
+    _dir: TempDir, // last: removed after the connection is closed
+}
+
+impl Db {
+    pub(crate) fn new(n: usize, scratch: &Path) -> Result<Self> {
+        let rows = Rows::new(n, |i| format!("bot-{i}"))?;
+        let ids = render(&rows.ids);
+        let dir = TempDir::new(scratch, "raw-db")?;
+        let db = dir.path().join("botmaker.db");
+        botmaker::sqlite::migrate(&db)?; // the same schema and indexes
+        Ok(Self {
+            conn: connect(&db)?,
+            rows,
+            ids,
+            _dir: dir,
+        })
     }
-    phases.push(timed("update_status", n, || {
-        for k in 0..n {
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE bots SET status = 'running', updated_at = ?1 WHERE id = ?2",
-                )?
-                .execute(params![now_micros(), ids[visit(k, n)]])?;
+
+    pub(crate) fn insert(&self, k: Range<usize>) -> Result<()> {
+        raw_insert(&self.conn, &self.ids[k.clone()], &self.rows.news[k])
+    }
+
+    pub(crate) fn get_by_id(&self, k: Range<usize>) -> Result<()> {
+        raw_get_by_id(&self.conn, &self.ids, k)
+    }
+
+    pub(crate) fn get_by_name(&self, k: Range<usize>) -> Result<()> {
+        raw_get_by_name(&self.conn, &self.rows.news, k)
+    }
+
+    pub(crate) fn list_all(&self, k: Range<usize>) -> Result<()> {
+        raw_list_all(&self.conn, self.ids.len(), k.len())
+    }
+
+    /// Untimed, as on the API side: created -> starting first.
+    pub(crate) fn all_starting(&self) -> Result<()> {
+        for id in &self.ids {
+            let changed = self
+                .conn
+                .prepare_cached(SET_STARTING)?
+                .execute(params![now_micros(), id])?;
             ensure!(changed == 1);
         }
         Ok(())
-    })?);
-    phases.push(timed("delete", n, || {
-        for k in 0..n {
-            let changed = conn
-                .prepare_cached("DELETE FROM bots WHERE id = ?1")?
-                .execute([&ids[visit(k, n)]])?;
-            ensure!(changed == 1);
-        }
-        Ok(())
-    })?);
-    Ok(phases)
+    }
+
+    pub(crate) fn update_status(&self, k: Range<usize>) -> Result<()> {
+        raw_update_status(&self.conn, &self.ids, k)
+    }
+
+    pub(crate) fn delete(&self, k: Range<usize>) -> Result<()> {
+        raw_delete(&self.conn, &self.ids, k)
+    }
 }
 
-pub(crate) fn parallel_phases(n: usize, threads: usize, scratch: &Path) -> Result<Vec<Phase>> {
-    let rows = Rows::new(n, |i| format!("bot-{i}"))?;
-    let ids: Vec<String> = rows.ids.iter().map(ToString::to_string).collect();
-    let extra: Vec<Rows> = (0..threads)
-        .map(|t| Rows::new(n / threads, |i| format!("p{t}-{i}")))
-        .collect::<Result<_>>()?;
-    let dir = TempDir::new(scratch, "raw-parallel")?;
-    let db = dir.path().join("botmaker.db");
-    botmaker::sqlite::migrate(&db)?;
-    let conn = connect(&db)?;
-    (0..n).try_for_each(|i| insert(&conn, &rows, i))?;
-    // Bare rusqlite connections are not Sync: one connection per thread, opened untimed.
-    let readers: Vec<Connection> = (0..threads).map(|_| connect(&db)).collect::<Result<_>>()?;
-    let writers: Vec<Connection> = (0..threads).map(|_| connect(&db)).collect::<Result<_>>()?;
-    let mut phases = Vec::new();
-    phases.push(timed("parallel_get_by_id", threads * n, || {
+#[inline(never)]
+fn raw_insert(conn: &Connection, ids: &[String], news: &[NewBot]) -> Result<()> {
+    ids.iter()
+        .zip(news)
+        .try_for_each(|(id, b)| insert(conn, id, b))
+}
+
+#[inline(never)]
+fn raw_get_by_id(conn: &Connection, ids: &[String], ks: Range<usize>) -> Result<()> {
+    let n = ids.len();
+    for k in ks {
+        black_box(get_by_id(conn, &ids[visit(k, n)])?);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn raw_get_by_name(conn: &Connection, news: &[NewBot], ks: Range<usize>) -> Result<()> {
+    let n = news.len();
+    for k in ks {
+        let mut stmt = conn.prepare_cached(GET_BY_NAME)?;
+        black_box(stmt.query_row([news[visit(k, n)].name.as_str()], decode)?);
+    }
+    Ok(())
+}
+
+/// The same keyset walk as the API side: pages of `LIST_PAGE` rows, each decoded.
+#[inline(never)]
+fn raw_list_all(conn: &Connection, n: usize, times: usize) -> Result<()> {
+    let limit = i64::try_from(LIST_PAGE)?;
+    for _ in 0..times {
+        let mut seen = 0;
+        let mut after: Option<(i64, String)> = None;
+        loop {
+            let page = match &after {
+                None => conn
+                    .prepare_cached(PAGE_FIRST)?
+                    .query_map([limit], decode)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+                Some((at, id)) => conn
+                    .prepare_cached(PAGE_AFTER)?
+                    .query_map(params![at, id, limit], decode)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+            };
+            seen += page.len();
+            after = page.last().map(|b| (b.created_at, b.id.clone()));
+            let full = page.len() == LIST_PAGE;
+            black_box(page);
+            if !full {
+                break;
+            }
+        }
+        ensure!(seen == n, "list_all saw {seen} rows");
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn raw_update_status(conn: &Connection, ids: &[String], ks: Range<usize>) -> Result<()> {
+    let n = ids.len();
+    for k in ks {
+        let changed = conn
+            .prepare_cached(SET_RUNNING)?
+            .execute(params![now_micros(), ids[visit(k, n)]])?;
+        ensure!(changed == 1);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn raw_delete(conn: &Connection, ids: &[String], ks: Range<usize>) -> Result<()> {
+    let n = ids.len();
+    for k in ks {
+        let changed = conn.prepare_cached(DELETE)?.execute([&ids[visit(k, n)]])?;
+        ensure!(changed == 1);
+    }
+    Ok(())
+}
+
+/// The bare parallel part: its own database, loaded with N rows, and one connection
+/// per thread for each phase (bare rusqlite connections are not `Sync`), opened
+/// untimed.
+pub(crate) struct Parallel {
+    readers: Vec<Connection>,
+    writers: Vec<Connection>,
+    ids: Vec<String>,
+    extra: Vec<(Vec<String>, Rows)>,
+    _dir: TempDir, // last: removed after the connections are closed
+}
+
+impl Parallel {
+    pub(crate) fn new(n: usize, threads: usize, scratch: &Path) -> Result<Self> {
+        let rows = Rows::new(n, |i| format!("bot-{i}"))?;
+        let ids = render(&rows.ids);
+        let extra: Vec<(Vec<String>, Rows)> = (0..threads)
+            .map(|t| Rows::new(n / threads, |i| format!("p{t}-{i}")).map(|r| (render(&r.ids), r)))
+            .collect::<Result<_>>()?;
+        let dir = TempDir::new(scratch, "raw-parallel")?;
+        let db = dir.path().join("botmaker.db");
+        botmaker::sqlite::migrate(&db)?;
+        let conn = connect(&db)?;
+        eprintln!("bench: loading {n} rows for the bare parallel part");
+        raw_insert(&conn, &ids, &rows.news)?;
+        drop(conn);
+        Ok(Self {
+            readers: (0..threads).map(|_| connect(&db)).collect::<Result<_>>()?,
+            writers: (0..threads).map(|_| connect(&db)).collect::<Result<_>>()?,
+            ids,
+            extra,
+            _dir: dir,
+        })
+    }
+
+    /// Each thread: the lookups `k` of its N, from `t * N / T` in the visiting order.
+    pub(crate) fn get_by_id(&mut self, k: Range<usize>) -> Result<()> {
+        let (ids, threads) = (&self.ids, self.readers.len());
+        let n = ids.len();
         std::thread::scope(|s| {
-            let handles: Vec<_> = readers
-                .into_iter()
+            let handles: Vec<_> = self
+                .readers
+                .iter_mut()
                 .enumerate()
                 .map(|(t, conn)| {
-                    let ids = &ids;
-                    s.spawn(move || -> Result<()> {
-                        let start = t * n / threads;
-                        for k in 0..n {
-                            black_box(get_by_id(&conn, &ids[visit((start + k) % n, n)])?);
-                        }
-                        Ok(())
-                    })
+                    let k = k.clone();
+                    s.spawn(move || raw_parallel_get_by_id(conn, ids, t * n / threads, k))
                 })
                 .collect();
             join_all(handles)
         })
-    })?);
-    let total: usize = extra.iter().map(|r| r.news.len()).sum();
-    phases.push(timed("parallel_insert", total, || {
+    }
+
+    /// Each thread: its new bots `k`.
+    pub(crate) fn insert(&mut self, k: Range<usize>) -> Result<()> {
         std::thread::scope(|s| {
-            let handles: Vec<_> = writers
-                .into_iter()
-                .zip(&extra)
-                .map(|(conn, rows)| {
-                    s.spawn(move || (0..rows.news.len()).try_for_each(|i| insert(&conn, rows, i)))
+            let handles: Vec<_> = self
+                .writers
+                .iter_mut()
+                .zip(&self.extra)
+                .map(|(conn, (ids, rows))| {
+                    let k = k.clone();
+                    s.spawn(move || raw_insert(conn, &ids[k.clone()], &rows.news[k]))
                 })
                 .collect();
             join_all(handles)
         })
-    })?);
-    Ok(phases)
+    }
+}
+
+#[inline(never)]
+fn raw_parallel_get_by_id(
+    conn: &Connection,
+    ids: &[String],
+    start: usize,
+    ks: Range<usize>,
+) -> Result<()> {
+    let n = ids.len();
+    for k in ks {
+        black_box(get_by_id(conn, &ids[visit((start + k) % n, n)])?);
+    }
+    Ok(())
 }
 
 const DIR_FLAGS: OFlag = OFlag::O_DIRECTORY
     .union(OFlag::O_NOFOLLOW)
     .union(OFlag::O_CLOEXEC);
 
-fn write_durably(dir: &OwnedFd, name: &str, value: &[u8]) -> Result<()> {
+/// The largest value read (the store's default cap).
+const MAX_SECRET: usize = 64 * 1024;
+
+// The bare side gives each operation the same guarantees as the store, with the fewest
+// syscalls that give them: no symlink followed anywhere (one `O_NOFOLLOW` component at
+// a time), the bot directory and every file checked with `fstat` on the descriptor
+// actually used (owner, mode, kind, links, size), files created 0600 and `fchmod`ed
+// (no reliance on the umask), and every write durable: temp file, `fsync`, rename,
+// `fsync` of the directory. Each of the 3M writes and reads is one operation, as a
+// service would call it, so each opens the bot's directory.
+
+/// Opens and checks the bot's directory: ours, not writable by group or others.
+fn open_bot_dir(root: &OwnedFd, id: &str, euid: u32) -> Result<OwnedFd> {
+    let dir = openat(root, id, DIR_FLAGS | OFlag::O_RDONLY, Mode::empty())?;
+    let st = fstat(&dir)?;
+    ensure!(st.st_uid == euid, "bot directory owned by {}", st.st_uid);
+    ensure!(
+        st.st_mode & 0o022 == 0,
+        "bot directory mode {:o}",
+        st.st_mode
+    );
+    Ok(dir)
+}
+
+fn write_durably(root: &OwnedFd, id: &str, name: &str, value: &[u8], euid: u32) -> Result<()> {
+    let dir = open_bot_dir(root, id, euid)?;
+    // The target must be a regular file or missing (never replace a symlink or a dir).
+    match fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => ensure!(st.st_mode & S_IFMT == S_IFREG, "{name} is not a file"),
+        Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(e.into()),
+    }
     let tmp = format!(".tmp-{name}");
     let fd = openat(
-        dir,
+        &dir,
         tmp.as_str(),
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o600),
     )?;
+    fchmod(&fd, Mode::from_bits_truncate(0o600))?;
     let mut file = std::fs::File::from(fd);
     std::io::Write::write_all(&mut file, value)?;
     fsync(file.as_fd())?;
+    renameat(&dir, tmp.as_str(), &dir, name)?;
     drop(file);
-    renameat(dir, tmp.as_str(), dir, name)?;
-    fsync(dir)?;
+    fsync(&dir)?;
     Ok(())
 }
 
-pub(crate) fn secrets_phases(m: usize, scratch: &Path) -> Result<Vec<Phase>> {
-    let dir = TempDir::new(scratch, "raw-secrets")?;
-    let root_path = dir.path().join("secrets");
-    std::fs::create_dir(&root_path)?;
-    let root = nix::fcntl::open(&root_path, DIR_FLAGS | OFlag::O_RDONLY, Mode::empty())?;
-    let ids: Vec<String> = (0..m).map(|_| uuid::Uuid::new_v4().to_string()).collect();
-    let first: Vec<[Vec<u8>; 3]> = (0..m).map(|j| secret_values(j, 0)).collect();
-    let second: Vec<[Vec<u8>; 3]> = (0..m).map(|j| secret_values(j, 1)).collect();
-    let open_dir = |id: &str| openat(&root, id, DIR_FLAGS | OFlag::O_RDONLY, Mode::empty());
-    let mut phases = Vec::new();
-    phases.push(timed("secret_write", 3 * m, || {
-        for (id, values) in ids.iter().zip(&first) {
-            mkdirat(&root, id.as_str(), Mode::from_bits_truncate(0o700))?;
-            fsync(&root)?;
-            let bot = open_dir(id)?;
-            for (name, value) in SECRET_NAMES.iter().zip(values) {
-                write_durably(&bot, name, value)?;
-            }
+fn read_checked(root: &OwnedFd, id: &str, name: &str, euid: u32) -> Result<Vec<u8>> {
+    let dir = open_bot_dir(root, id, euid)?;
+    let fd = openat(
+        &dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = fstat(&fd)?;
+    ensure!(st.st_mode & S_IFMT == S_IFREG, "{name} is not a file");
+    ensure!(st.st_uid == euid, "{name} owned by {}", st.st_uid);
+    ensure!(
+        matches!(st.st_mode & 0o077, 0),
+        "{name} mode {:o}",
+        st.st_mode
+    );
+    ensure!(st.st_nlink == 1, "{name} has {} links", st.st_nlink);
+    let size = usize::try_from(st.st_size)?;
+    ensure!(size <= MAX_SECRET, "{name} too large");
+    let mut buf = vec![0u8; size + 1];
+    let mut filled = 0;
+    loop {
+        match nix::unistd::read(&fd, &mut buf[filled..])? {
+            0 => break,
+            k => filled += k,
         }
-        Ok(())
-    })?);
-    phases.push(timed("secret_read", 3 * m, || {
-        for (id, values) in ids.iter().zip(&first) {
-            for (name, value) in SECRET_NAMES.iter().zip(values) {
-                let fd = openat(
-                    &root,
-                    format!("{id}/{name}").as_str(),
-                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )?;
-                let st = fstat(&fd)?;
-                let mut buf = Vec::with_capacity(usize::try_from(st.st_size).unwrap_or(0));
-                std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut buf)?;
-                ensure!(buf == *value, "read back wrong");
-            }
+        ensure!(filled <= MAX_SECRET, "{name} too large");
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
         }
-        Ok(())
-    })?);
-    phases.push(timed("secret_rotate", 3 * m, || {
-        for (id, values) in ids.iter().zip(&second) {
-            let bot = open_dir(id)?;
-            for (name, value) in SECRET_NAMES.iter().zip(values) {
-                write_durably(&bot, name, value)?;
-            }
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// The bare secrets part: its own root (0700, ours), opened once.
+pub(crate) struct Secrets {
+    root: OwnedFd,
+    euid: u32,
+    ids: Vec<String>,
+    _dir: TempDir, // last
+}
+
+impl Secrets {
+    pub(crate) fn new(m: usize, scratch: &Path) -> Result<Self> {
+        let dir = TempDir::new(scratch, "raw-secrets")?;
+        let root_path = dir.path().join("secrets");
+        std::fs::create_dir(&root_path)?;
+        let root = nix::fcntl::open(&root_path, DIR_FLAGS | OFlag::O_RDONLY, Mode::empty())?;
+        fchmod(&root, Mode::from_bits_truncate(0o700))?;
+        Ok(Self {
+            root,
+            euid: nix::unistd::geteuid().as_raw(),
+            ids: (0..m).map(|_| uuid::Uuid::new_v4().to_string()).collect(),
+            _dir: dir,
+        })
+    }
+
+    pub(crate) fn write(&self, j: Range<usize>, input: &SecretsInput) -> Result<()> {
+        raw_secret_write(&self.root, &self.ids[j.clone()], &input.first[j], self.euid)
+    }
+
+    pub(crate) fn read(&self, j: Range<usize>, input: &SecretsInput) -> Result<()> {
+        raw_secret_read(&self.root, &self.ids[j.clone()], &input.first[j], self.euid)
+    }
+
+    pub(crate) fn rotate(&self, j: Range<usize>, input: &SecretsInput) -> Result<()> {
+        raw_secret_rotate(
+            &self.root,
+            &self.ids[j.clone()],
+            &input.second[j],
+            self.euid,
+        )
+    }
+
+    pub(crate) fn delete(&self, j: Range<usize>, _: &SecretsInput) -> Result<()> {
+        raw_secret_delete(&self.root, &self.ids[j])
+    }
+}
+
+#[inline(never)]
+fn raw_secret_write(
+    root: &OwnedFd,
+    ids: &[String],
+    values: &[[Vec<u8>; 3]],
+    euid: u32,
+) -> Result<()> {
+    for (id, values) in ids.iter().zip(values) {
+        // A new bot directory: 0700 whatever the umask, ours, and durable in the root.
+        mkdirat(root, id.as_str(), Mode::from_bits_truncate(0o700))?;
+        let bot = openat(
+            root,
+            id.as_str(),
+            DIR_FLAGS | OFlag::O_RDONLY,
+            Mode::empty(),
+        )?;
+        ensure!(fstat(&bot)?.st_uid == euid, "bot directory not ours");
+        fchmod(&bot, Mode::from_bits_truncate(0o700))?;
+        fsync(root)?;
+        drop(bot);
+        for (name, value) in SECRET_NAMES.iter().zip(values) {
+            write_durably(root, id, name, value, euid)?;
         }
-        Ok(())
-    })?);
-    phases.push(timed("secret_delete", m, || {
-        for id in &ids {
-            let trash = format!(".trash-{id}");
-            renameat(&root, id.as_str(), &root, trash.as_str())?;
-            fsync(&root)?;
-            let bot = openat(
-                &root,
-                trash.as_str(),
-                DIR_FLAGS | OFlag::O_RDONLY,
-                Mode::empty(),
-            )?;
-            for name in SECRET_NAMES {
-                unlinkat(&bot, name, UnlinkatFlags::NoRemoveDir)?;
-            }
-            drop(bot);
-            unlinkat(&root, trash.as_str(), UnlinkatFlags::RemoveDir)?;
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn raw_secret_read(
+    root: &OwnedFd,
+    ids: &[String],
+    values: &[[Vec<u8>; 3]],
+    euid: u32,
+) -> Result<()> {
+    for (id, values) in ids.iter().zip(values) {
+        for (name, value) in SECRET_NAMES.iter().zip(values) {
+            let read = read_checked(root, id, name, euid)?;
+            ensure!(read == *value, "read back wrong");
         }
-        Ok(())
-    })?);
-    Ok(phases)
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn raw_secret_rotate(
+    root: &OwnedFd,
+    ids: &[String],
+    values: &[[Vec<u8>; 3]],
+    euid: u32,
+) -> Result<()> {
+    for (id, values) in ids.iter().zip(values) {
+        for (name, value) in SECRET_NAMES.iter().zip(values) {
+            write_durably(root, id, name, value, euid)?;
+        }
+    }
+    Ok(())
+}
+
+/// Renames the bot's directory to a trash name, makes that durable, then removes
+/// everything in it (listed, not assumed) and makes the removal durable.
+#[inline(never)]
+fn raw_secret_delete(root: &OwnedFd, ids: &[String]) -> Result<()> {
+    for id in ids {
+        let trash = format!(".trash-{id}");
+        renameat(root, id.as_str(), root, trash.as_str())?;
+        fsync(root)?;
+        let bot = openat(
+            root,
+            trash.as_str(),
+            DIR_FLAGS | OFlag::O_RDONLY,
+            Mode::empty(),
+        )?;
+        let mut listing = nix::dir::Dir::from_fd(bot)?;
+        let names: Vec<std::ffi::CString> = listing
+            .iter()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_owned())
+            .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+            .collect();
+        for name in &names {
+            unlinkat(&listing, name.as_c_str(), UnlinkatFlags::NoRemoveDir)?;
+        }
+        drop(listing);
+        unlinkat(root, trash.as_str(), UnlinkatFlags::RemoveDir)?;
+        fsync(root)?;
+    }
+    Ok(())
 }
