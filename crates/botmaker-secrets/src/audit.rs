@@ -11,7 +11,8 @@ use nix::sys::stat::{Mode, fchmod};
 use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
 
 use crate::fsutil::{
-    Kind, Meta, QUARANTINE_DIR, TEMP_PREFIX, TRASH_PREFIX, is_stale, list_names, remove_tree,
+    Kind, Meta, QUARANTINE_DIR, TEMP_PREFIX, TRASH_PREFIX, is_stale, is_stale_trash, list_names,
+    remove_tree,
 };
 use crate::store::{DIR_MODE, FILE_MODE, canonical_bot_id};
 use crate::{Result, SecretsError, SecretsStore};
@@ -229,8 +230,11 @@ impl SecretsStore {
                     );
                 }
             } else if shown.starts_with(TRASH_PREFIX) {
-                let fixed = repair && remove_tree(self.resolver, root, &raw, 0).is_ok();
-                report.push(&shown, Issue::LeftoverTrash, fixed);
+                // The trash of a deletion still running elsewhere is not a leftover.
+                if is_stale_trash(&shown) {
+                    let fixed = repair && remove_tree(self.resolver, root, &raw, 0).is_ok();
+                    report.push(&shown, Issue::LeftoverTrash, fixed);
+                }
             } else if canonical_bot_id(&raw).is_some() {
                 match entry.kind {
                     Kind::Dir => self.walk_bot(&raw, &shown, repair, &mut report),

@@ -308,7 +308,9 @@ pub(crate) fn remove_tree(
 pub(crate) fn is_stale_trash(name: &str) -> bool {
     const ID_AND_DASH: usize = botmaker_domain::BotId::LEN + 1;
     match name.strip_prefix(TRASH_PREFIX) {
-        Some(rest) => rest.get(ID_AND_DASH..).is_none_or(|tail| is_stale(tail, "")),
+        Some(rest) => rest
+            .get(ID_AND_DASH..)
+            .is_none_or(|tail| is_stale(tail, "")),
         None => false,
     }
 }

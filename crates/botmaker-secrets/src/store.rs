@@ -15,8 +15,8 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, unlinkat};
 use secrecy::SecretString;
 
 use crate::fsutil::{
-    Kind, Meta, QUARANTINE_DIR, Resolver, TEMP_PREFIX, TRASH_PREFIX, is_stale, is_stale_trash, list_names,
-    read_bounded, remove_tree, unique_name,
+    Kind, Meta, QUARANTINE_DIR, Resolver, TEMP_PREFIX, TRASH_PREFIX, is_stale, is_stale_trash,
+    list_names, read_bounded, remove_tree, unique_name,
 };
 use crate::{Result, SecretValue, SecretsError, trim_trailing_newline};
 

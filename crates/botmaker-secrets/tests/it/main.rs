@@ -14,6 +14,7 @@
 mod attacks;
 mod audit;
 mod common;
+mod concurrent;
 mod crash;
 mod model;
 mod modes;
