@@ -92,6 +92,23 @@ impl Resolver {
         }
     }
 
+    /// Opens a directory beneath `dir` as an `O_PATH` descriptor: enough for `fstat`
+    /// and for opening beneath it, cheaper to open than a readable one (no `fsync`,
+    /// no listing). A symlink at the last component is refused (`ENOTDIR`) like any
+    /// other non-directory.
+    pub(crate) fn open_dir_path(
+        self,
+        dir: BorrowedFd<'_>,
+        components: &[&OsStr],
+    ) -> nix::Result<OwnedFd> {
+        self.open(
+            dir,
+            components,
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+    }
+
     /// Opens a directory beneath `dir` (read-only, for `fstat`, `fsync`, `*at` calls).
     pub(crate) fn open_dir(
         self,
@@ -268,6 +285,10 @@ pub(crate) fn remove_tree(
     depth: usize,
 ) -> nix::Result<usize> {
     const MAX_DEPTH: usize = 32;
+    // A writer that opened the directory before it was renamed to the trash can still
+    // create a temporary file (and rename it into place) in it: empty it again while
+    // the removal of the directory finds it not empty, a bounded number of times.
+    const MAX_ROUNDS: usize = 64;
     match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) => return Ok(1),
         Err(Errno::ENOENT) => return Ok(0),
@@ -282,10 +303,6 @@ pub(crate) fn remove_tree(
         Err(Errno::ENOENT) => return Ok(0),
         Err(e) => return Err(e),
     };
-    // A writer that opened the directory before it was renamed to the trash can still
-    // create a temporary file (and rename it into place) in it: empty it again while
-    // the removal of the directory finds it not empty, a bounded number of times.
-    const MAX_ROUNDS: usize = 64;
     let mut removed = 0;
     for _ in 0..MAX_ROUNDS {
         for child in list_names(sub.as_fd())? {

@@ -109,6 +109,9 @@ pub struct SecretsStore {
 enum DirUse {
     /// Refuse a group- or world-writable directory.
     Read,
+    /// As `Read`, through an `O_PATH` descriptor: only to `fstat` it and open a file
+    /// beneath it (a secret being read).
+    Lookup,
     /// Tighten the directory to 0700 (it is owned by the expected owner).
     Write,
 }
@@ -297,7 +300,7 @@ impl SecretsStore {
             name: name.clone(),
             path: path(),
         };
-        let dir = match self.open_bot_dir(bot, DirUse::Read) {
+        let dir = match self.open_bot_dir(bot, DirUse::Lookup) {
             Err(SecretsError::BotNotFound { .. }) => return Err(not_found()),
             other => other?,
         };
@@ -546,9 +549,20 @@ impl SecretsStore {
     /// Opens the bot's directory, refusing a symlink or a non-directory, with no
     /// owner or mode checks.
     fn open_bot_dir_unchecked(&self, bot: &BotId) -> Result<OwnedFd> {
+        self.open_bot_dir_fd(bot, false)
+    }
+
+    /// [`open_bot_dir_unchecked`](Self::open_bot_dir_unchecked), as an `O_PATH`
+    /// descriptor when `path_only`.
+    fn open_bot_dir_fd(&self, bot: &BotId, path_only: bool) -> Result<OwnedFd> {
         let mut buf = [0u8; BotId::LEN];
         let name = OsStr::new(bot.encode(&mut buf));
-        match self.resolver.open_dir(self.root.as_fd(), &[name]) {
+        let opened = if path_only {
+            self.resolver.open_dir_path(self.root.as_fd(), &[name])
+        } else {
+            self.resolver.open_dir(self.root.as_fd(), &[name])
+        };
+        match opened {
             Ok(fd) => Ok(fd),
             Err(Errno::ENOENT) => Err(SecretsError::BotNotFound {
                 bot: *bot,
@@ -565,7 +579,7 @@ impl SecretsStore {
     }
 
     fn open_bot_dir(&self, bot: &BotId, usage: DirUse) -> Result<OwnedFd> {
-        let fd = self.open_bot_dir_unchecked(bot)?;
+        let fd = self.open_bot_dir_fd(bot, usage == DirUse::Lookup)?;
         let path = || self.display_path(bot, None);
         let meta = Meta::of_fd(fd.as_fd()).map_err(|e| SecretsError::io("stat", path(), e))?;
         if meta.uid != self.expected_uid {
@@ -580,7 +594,7 @@ impl SecretsStore {
                 fchmod(&fd, Mode::from_bits_truncate(DIR_MODE))
                     .map_err(|e| SecretsError::io("chmod", path(), e))?;
             }
-            DirUse::Read if meta.perm & 0o022 != 0 => {
+            DirUse::Read | DirUse::Lookup if meta.perm & 0o022 != 0 => {
                 return Err(SecretsError::InsecureMode {
                     path: path(),
                     mode: meta.perm,
