@@ -93,7 +93,10 @@ fn connect(db: &Path) -> Result<Connection> {
     conn.busy_timeout(Duration::from_secs(5))?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     ensure!(mode == "wal", "journal_mode is {mode}");
-    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+    // The store's pragmas, its 32 MiB page cache included.
+    conn.execute_batch(
+        "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768;",
+    )?;
     conn.set_prepared_statement_cache_capacity(16);
     Ok(conn)
 }
@@ -357,8 +360,14 @@ const MAX_SECRET: usize = 64 * 1024;
 // service would call it, so each opens the bot's directory.
 
 /// Opens and checks the bot's directory: ours, not writable by group or others.
-fn open_bot_dir(root: &OwnedFd, id: &str, euid: u32) -> Result<OwnedFd> {
-    let dir = openat(root, id, DIR_FLAGS | OFlag::O_RDONLY, Mode::empty())?;
+/// `O_PATH` when it is only looked up (a read), readable when it is `fsync`ed.
+fn open_bot_dir(root: &OwnedFd, id: &str, euid: u32, path_only: bool) -> Result<OwnedFd> {
+    let access = if path_only {
+        OFlag::O_PATH
+    } else {
+        OFlag::O_RDONLY
+    };
+    let dir = openat(root, id, DIR_FLAGS | access, Mode::empty())?;
     let st = fstat(&dir)?;
     ensure!(st.st_uid == euid, "bot directory owned by {}", st.st_uid);
     ensure!(
@@ -370,7 +379,7 @@ fn open_bot_dir(root: &OwnedFd, id: &str, euid: u32) -> Result<OwnedFd> {
 }
 
 fn write_durably(root: &OwnedFd, id: &str, name: &str, value: &[u8], euid: u32) -> Result<()> {
-    let dir = open_bot_dir(root, id, euid)?;
+    let dir = open_bot_dir(root, id, euid, false)?;
     // The target must be a regular file or missing (never replace a symlink or a dir).
     match fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => ensure!(st.st_mode & S_IFMT == S_IFREG, "{name} is not a file"),
@@ -395,7 +404,7 @@ fn write_durably(root: &OwnedFd, id: &str, name: &str, value: &[u8], euid: u32) 
 }
 
 fn read_checked(root: &OwnedFd, id: &str, name: &str, euid: u32) -> Result<Vec<u8>> {
-    let dir = open_bot_dir(root, id, euid)?;
+    let dir = open_bot_dir(root, id, euid, true)?;
     let fd = openat(
         &dir,
         name,
