@@ -41,6 +41,20 @@ pub(crate) fn run() -> Result<()> {
         cargo(&args, &[])?;
     }
     tests()?;
+    // The short reliability campaign (RELIABILITY.md); the long one is for releases.
+    cargo(
+        &[
+            "run",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--",
+            "stress",
+            "--secs",
+            "20",
+        ],
+        &[],
+    )?;
     deny(&root)?;
     eprintln!("xtask ci: all checks passed");
     Ok(())

@@ -127,10 +127,6 @@ pub(crate) fn run(deadline: Deadline) -> Result<Tally> {
     let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let ok_ops = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
-    // A known issue (RELIABILITY.md): a write into a bot directory that a concurrent
-    // delete_bot has just renamed to the trash makes that delete fail with ENOTEMPTY.
-    let delete_not_empty = Arc::new(AtomicU64::new(0));
-
     let workers: Vec<_> = (0..WORKERS)
         .map(|w| {
             let (store, done, failures, ok_ops, refused) = (
@@ -140,7 +136,6 @@ pub(crate) fn run(deadline: Deadline) -> Result<Tally> {
                 Arc::clone(&ok_ops),
                 Arc::clone(&refused),
             );
-            let delete_not_empty = Arc::clone(&delete_not_empty);
             let (key, token) = (key.clone(), token.clone());
             std::thread::spawn(move || {
                 let mut i = 0u64;
@@ -186,13 +181,6 @@ pub(crate) fn run(deadline: Deadline) -> Result<Tally> {
                                 | SecretsError::BotNotFound { .. },
                             ) => {
                                 refused.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(SecretsError::Io {
-                                op: "remove",
-                                source,
-                                ..
-                            }) if source.raw_os_error() == Some(nix::libc::ENOTEMPTY) => {
-                                delete_not_empty.fetch_add(1, Ordering::Relaxed);
                             }
                             Err(e) => {
                                 if let Ok(mut f) = failures.lock() {
@@ -269,7 +257,6 @@ pub(crate) fn run(deadline: Deadline) -> Result<Tally> {
     tally.add("iterations", iterations);
     tally.add("exchanges", exchanged);
     tally.add("refused", refused.load(Ordering::Relaxed));
-    tally.add("delete-not-empty", delete_not_empty.load(Ordering::Relaxed));
     if tally.failures > 0 {
         scratch.keep();
         tally.fail(format!(
