@@ -166,6 +166,14 @@ impl Scratch {
     pub(crate) fn keep(&mut self) {
         self.keep = true;
     }
+
+    /// Keeps the directory for a post-mortem when the part had failures, and says where.
+    pub(crate) fn keep_if_failed(&mut self, tally: &mut Tally) {
+        if tally.failures > 0 {
+            self.keep();
+            tally.fail(format!("scratch directory kept: {}", self.path.display()));
+        }
+    }
 }
 
 impl Drop for Scratch {
@@ -267,6 +275,31 @@ pub(crate) fn say(line: &str) {
     let _ = out.flush();
 }
 
+/// Replays a killed child's protocol lines: each `B <op>` announces an operation and
+/// the following `A` acknowledges it (counted, and handed to `acknowledged`); `F <msg>`
+/// is a failure the child saw. Returns the operation in flight when it was killed.
+pub(crate) fn replay<Op>(
+    lines: &[String],
+    parse: impl Fn(&str) -> Option<Op>,
+    tally: &mut Tally,
+    mut acknowledged: impl FnMut(Op),
+) -> Option<Op> {
+    let mut pending = None;
+    for line in lines {
+        if let Some(rest) = line.strip_prefix("B ") {
+            pending = parse(rest);
+        } else if line == "A" {
+            if let Some(op) = pending.take() {
+                tally.ops += 1;
+                acknowledged(op);
+            }
+        } else if let Some(msg) = line.strip_prefix("F ") {
+            tally.fail(format!("child: {msg}"));
+        }
+    }
+    pending
+}
+
 /// The protocol payload of an output line, if it has one.
 pub(crate) fn payload(line: &str) -> Option<&str> {
     line.find(MARK).map(|i| &line[i + MARK.len()..])
@@ -300,6 +333,27 @@ impl Running {
                 }
             }
         }
+    }
+
+    /// Kills the child at a random moment: `early_per_mille` times in a thousand within
+    /// `early_max_us` of its start (while it may still be opening), otherwise within
+    /// 25 ms of its `ready` line. Counts the kill when it landed on a running child.
+    pub(crate) fn kill_at_random(
+        &mut self,
+        rng: &mut super::rng::Rng,
+        early_per_mille: u64,
+        early_max_us: u64,
+        tally: &mut Tally,
+    ) -> Result<()> {
+        if rng.chance(early_per_mille) {
+            sleep_us(rng.below(early_max_us));
+        } else if self.wait_for("ready") {
+            sleep_us(rng.below(25_000));
+        }
+        if self.kill_and_collect()? {
+            tally.kills += 1;
+        }
+        Ok(())
     }
 
     /// SIGKILLs the child, reaps it, and reads the rest of its protocol lines.

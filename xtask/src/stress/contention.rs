@@ -339,12 +339,6 @@ pub(crate) fn run(launcher: &Launcher, deadline: Deadline, rng: &mut Rng) -> Res
     } else {
         Err(format!("doctor after contention: {}", bad.join("; ")))
     });
-    if tally.failures > 0 {
-        scratch.keep();
-        tally.fail(format!(
-            "scratch directory kept: {}",
-            scratch.path().display()
-        ));
-    }
+    scratch.keep_if_failed(&mut tally);
     Ok(tally)
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use botmaker::domain::{BotId, BotRepository, BotStatus, NewBot};
 use botmaker::sqlite::{SqliteStore, StoreOptions};
 
-use super::common::{Deadline, Launcher, Scratch, Tally, say, sleep_us};
+use super::common::{Deadline, Launcher, Scratch, Tally, replay, say};
 use super::rng::Rng;
 
 /// Above this many bots, children delete more than they create.
@@ -142,36 +142,13 @@ pub(crate) fn run(launcher: &Launcher, deadline: Deadline, rng: &mut Rng) -> Res
             (round * 1_000_000).to_string(),
         ];
         let mut child = launcher.spawn(&args)?;
-        if rng.chance(50) {
-            sleep_us(rng.below(10_000));
-        } else if child.wait_for("ready") {
-            sleep_us(rng.below(25_000));
-        }
-        if child.kill_and_collect()? {
-            tally.kills += 1;
-        }
-        let mut pending = None;
-        for line in &child.seen {
-            if let Some(rest) = line.strip_prefix("B ") {
-                pending = Op::parse(rest);
-            } else if line == "A" {
-                if let Some(op) = pending.take() {
-                    tally.ops += 1;
-                    apply(&mut model, &op);
-                }
-            } else if let Some(msg) = line.strip_prefix("F ") {
-                tally.fail(format!("child: {msg}"));
-            }
-        }
+        child.kill_at_random(rng, 50, 10_000, &mut tally)?;
+        let pending = replay(&child.seen, Op::parse, &mut tally, |op| {
+            apply(&mut model, &op);
+        });
         verify(&db, &mut model, pending.as_ref(), &mut tally)?;
     }
-    if tally.failures > 0 {
-        scratch.keep();
-        tally.fail(format!(
-            "scratch directory kept: {}",
-            scratch.path().display()
-        ));
-    }
+    scratch.keep_if_failed(&mut tally);
     Ok(tally)
 }
 

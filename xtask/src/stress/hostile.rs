@@ -469,10 +469,6 @@ impl Target {
         Ok(())
     }
 
-    pub(crate) fn keep(&mut self) {
-        self.scratch.keep();
-    }
-
     pub(crate) fn path(&self) -> &Path {
         self.scratch.path()
     }
@@ -519,13 +515,7 @@ pub(crate) fn run_library(deadline: Deadline, rng: &mut Rng, verify_every: u64) 
     }
     tally.check(target.verify());
     tally.add("inputs", tally.ops);
-    if tally.failures > 0 {
-        target.keep();
-        tally.fail(format!(
-            "scratch directory kept: {}",
-            target.path().display()
-        ));
-    }
+    target.scratch.keep_if_failed(&mut tally);
     Ok(tally)
 }
 
@@ -622,13 +612,7 @@ pub(crate) fn run_cli(bin: &Path, deadline: Deadline, rng: &mut Rng) -> Result<T
     }
     tally.check(target.verify());
     tally.add("inputs", tally.ops);
-    if tally.failures > 0 {
-        target.keep();
-        tally.fail(format!(
-            "scratch directory kept: {}",
-            target.path().display()
-        ));
-    }
+    target.scratch.keep_if_failed(&mut tally);
     Ok(tally)
 }
 

@@ -12,7 +12,7 @@ use botmaker::domain::{BotId, BotRepository, NewBot, SecretName};
 use botmaker::secrets::{SecretsError, SecretsStore};
 use botmaker::{Botmaker, Config, FindingKind};
 
-use super::common::{Deadline, Launcher, Scratch, Tally, say, sleep_us};
+use super::common::{Deadline, Launcher, Scratch, Tally, replay, say};
 use super::rng::Rng;
 use super::values;
 
@@ -166,48 +166,19 @@ pub(crate) fn run(
         ];
         args.extend(ids.iter().cloned());
         let mut child = launcher.spawn(&args)?;
-        if rng.chance(100) {
-            // Sometimes while it is still opening (and sweeping).
-            sleep_us(rng.below(8_000));
-        } else if child.wait_for("ready") {
-            sleep_us(rng.below(25_000));
-        }
-        if child.kill_and_collect()? {
-            tally.kills += 1;
-        }
-        let pending = replay(&child.seen, &mut model, &mut tally);
+        // Sometimes while it is still opening (and sweeping).
+        child.kill_at_random(rng, 100, 8_000, &mut tally)?;
+        let pending = replay(&child.seen, Op::parse, &mut tally, |op| {
+            apply(&mut model, op);
+        });
         verify_after_kill(
             &observer, &bots, &names, &root, &mut model, pending, &mut tally,
         );
         let doctor = round.is_multiple_of(doctor_every) || deadline.passed();
         after_reopen(&config, &bots, &names, &model, doctor, &mut tally)?;
     }
-    if tally.failures > 0 {
-        scratch.keep();
-        tally.fail(format!(
-            "scratch directory kept: {}",
-            scratch.path().display()
-        ));
-    }
+    scratch.keep_if_failed(&mut tally);
     Ok(tally)
-}
-
-/// Applies the acknowledged operations to the model; returns the one in flight.
-fn replay(lines: &[String], model: &mut Model, tally: &mut Tally) -> Option<Op> {
-    let mut pending = None;
-    for line in lines {
-        if let Some(rest) = line.strip_prefix("B ") {
-            pending = Op::parse(rest);
-        } else if line == "A" {
-            if let Some(op) = pending.take() {
-                tally.ops += 1;
-                apply(model, op);
-            }
-        } else if let Some(msg) = line.strip_prefix("F ") {
-            tally.fail(format!("child: {msg}"));
-        }
-    }
-    pending
 }
 
 fn apply(model: &mut Model, op: Op) {

@@ -257,12 +257,6 @@ pub(crate) fn run(deadline: Deadline) -> Result<Tally> {
     tally.add("iterations", iterations);
     tally.add("exchanges", exchanged);
     tally.add("refused", refused.load(Ordering::Relaxed));
-    if tally.failures > 0 {
-        scratch.keep();
-        tally.fail(format!(
-            "scratch directory kept: {}",
-            scratch.path().display()
-        ));
-    }
+    scratch.keep_if_failed(&mut tally);
     Ok(tally)
 }
