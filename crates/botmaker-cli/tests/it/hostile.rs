@@ -269,7 +269,14 @@ fn feed(env: &Env, s: &OsStr, s2: &OsStr, value: &[u8], victims: &[String]) {
             b"",
         ),
     ];
+    // The victims' own secret names are not fed to `secret set scratch`: the value would
+    // legitimately replace (and the clean-up below remove) a secret the final check
+    // expects unchanged.
+    let victim_secret = ["ai_api_key", "channel_token", "channel_config"].contains(&lossy.as_ref());
     for (args, stdin) in &commands {
+        if victim_secret && args[..2] == [o("secret"), o("set")] {
+            continue;
+        }
         let run = run_os(env, args, stdin);
         assert_outcome(args, &run);
         let valid_secret = s
