@@ -33,8 +33,13 @@
 //! # The database
 //!
 //! - Journal mode WAL, `synchronous=NORMAL`, `foreign_keys=ON`, an explicit busy
-//!   timeout; one writer connection whose every write is a `BEGIN IMMEDIATE`
+//!   timeout; one writer connection whose every write runs in a `BEGIN IMMEDIATE`
 //!   transaction, and a pool of read-only connections that read in parallel with it.
+//! - Group commit: writes that threads make while another write runs queue up, and the
+//!   thread at the front runs them all in one transaction, each in its own savepoint.
+//!   Every call still returns its own result after the commit that holds its change: a
+//!   refused write (not found, name taken) changes nothing and does not undo the
+//!   others. [`SqliteStore::write_stats`] counts writes and transactions.
 //! - One STRICT `bots` table whose CHECK constraints list the domain's enumerations;
 //!   ids (lowercase UUIDs) and timestamps (microseconds since the Unix epoch, UTC) are
 //!   made in Rust.
@@ -51,11 +56,13 @@
 //! recover.
 
 mod error;
+mod group;
 mod migrate;
 mod report;
 mod store;
 
 pub use error::StoreError;
+pub use group::WriteStats;
 pub use migrate::{
     AppliedMigration, MigrationInfo, MigrationReport, MigrationStatus, SchemaState, migrate,
     migration_status, shipped_migrations,

@@ -13,10 +13,11 @@ use botmaker_domain::{
 };
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row, params};
 
+use crate::group::{Failure, Writer};
 use crate::migrate::{
     FileKind, connect, connect_read_only, file_kind, plan, read_history, set_wal, sqlite_err,
 };
-use crate::{LATEST_VERSION, StoreError};
+use crate::{LATEST_VERSION, StoreError, WriteStats};
 
 /// How a [`SqliteStore`] is opened. `StoreOptions::default()` is what
 /// [`SqliteStore::open`] uses.
@@ -110,8 +111,6 @@ const UPDATE_CONTAINER: &str = concat!(
     bot_columns!()
 );
 const DELETE: &str = "DELETE FROM bots WHERE id = ?1";
-const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
-const COMMIT: &str = "COMMIT";
 const QUICK_CHECK: &str = "PRAGMA quick_check";
 const INTEGRITY_CHECK: &str = "PRAGMA integrity_check";
 
@@ -133,8 +132,11 @@ const STATEMENTS: &[&str] = &[
     UPDATE_STATUS,
     UPDATE_CONTAINER,
     DELETE,
-    BEGIN_IMMEDIATE,
-    COMMIT,
+    crate::group::BEGIN_IMMEDIATE,
+    crate::group::COMMIT,
+    crate::group::SAVEPOINT,
+    crate::group::RELEASE,
+    crate::group::ROLLBACK_TO,
     QUICK_CHECK,
     INTEGRITY_CHECK,
 ];
@@ -199,9 +201,11 @@ impl ReaderPool {
     }
 }
 
-/// The bot registry in an SQLite file: one writer connection behind a mutex, and a
-/// pool of read-only connections that read in parallel with it (WAL). `Send + Sync`:
-/// share one per process (for example in an `Arc`).
+/// The bot registry in an SQLite file: one writer connection, whose queue of writes
+/// commits concurrent writes together (group commit), and a pool of read-only
+/// connections that read in parallel with it (WAL). `Send + Sync`: share one per
+/// process (for example in an `Arc`); threads writing through one store batch their
+/// writes, where separate stores would take turns at SQLite's write lock.
 ///
 /// Opening never migrates and never modifies a database it refuses: see
 /// [`SqliteStore::open_with`].
@@ -209,7 +213,7 @@ pub struct SqliteStore {
     // Field order is drop order: the readers close before the writer, so the last
     // connection to close is the writer, which checkpoints and removes the WAL.
     readers: ReaderPool,
-    writer: Mutex<Connection>,
+    writer: Writer,
     path: PathBuf,
     schema_version: u32,
     busy_timeout: Duration,
@@ -275,7 +279,7 @@ impl SqliteStore {
             readers: ReaderPool {
                 slots: slots.into_boxed_slice(),
             },
-            writer: Mutex::new(writer),
+            writer: Writer::new(writer),
             path: path.to_owned(),
             schema_version,
             busy_timeout: options.busy_timeout,
@@ -292,6 +296,12 @@ impl SqliteStore {
     /// [`LATEST_VERSION`]: openers refuse any other).
     pub fn schema_version(&self) -> u32 {
         self.schema_version
+    }
+
+    /// How many writes this store has run since it opened, and in how many
+    /// transactions (group commit batches the writes of concurrent threads).
+    pub fn write_stats(&self) -> WriteStats {
+        self.writer.stats()
     }
 
     /// SQLite's `PRAGMA quick_check`: the problems found, empty when the database is
@@ -353,35 +363,26 @@ impl SqliteStore {
     }
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer and commits when it
-    /// returns `Ok`; rolls back otherwise (also when the commit fails). `BEGIN
-    /// IMMEDIATE` and `COMMIT` are cached statements like every other, not parsed
-    /// again for every write.
-    fn write<T>(
+    /// returns `Ok`; rolls its changes back otherwise (also when the commit fails).
+    /// Writes from other threads that wait for the writer at the same time share the
+    /// transaction, each in its own savepoint (group commit, see `group.rs`), so `f`
+    /// owns what it captures and may run again after SQLite undid a transaction.
+    /// `BEGIN IMMEDIATE`, `COMMIT` and the savepoints are cached statements like every
+    /// other, not parsed again for every write.
+    fn write<T: Send + 'static>(
         &self,
         operation: &'static str,
-        f: impl FnOnce(&Connection) -> Result<T, Failure>,
+        f: impl FnMut(&Connection) -> Result<T, Failure> + Send + 'static,
     ) -> Result<T, RepoError> {
-        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.prepare_cached(BEGIN_IMMEDIATE)
-            .and_then(|mut begin| begin.execute([]))
-            .map_err(|e| self.repo_err(operation, e))?;
-        let open = RollbackOnDrop(&conn);
-        let result = f(&conn).and_then(|value| {
-            conn.prepare_cached(COMMIT)
-                .and_then(|mut commit| commit.execute([]))
-                .map(|_| value)
-                .map_err(Failure::Sqlite)
-        });
-        drop(open);
-        result.map_err(|failure| match failure {
+        self.writer.submit(f).map_err(|failure| match failure {
             Failure::Repo(e) => e,
             Failure::Sqlite(e) => self.repo_err(operation, e),
         })
     }
 
     #[cfg(test)]
-    fn lock_writer(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_writer(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock_conn()
     }
 }
 
@@ -410,37 +411,6 @@ fn check_openable(path: &Path) -> Result<u32, StoreError> {
             code: LATEST_VERSION,
             pending,
         })
-    }
-}
-
-/// Rolls back the transaction still open on the writer when dropped: after a failed
-/// write or commit, and on unwind, as `rusqlite::Transaction` did. After a commit
-/// there is nothing open and it does nothing.
-struct RollbackOnDrop<'a>(&'a Connection);
-
-impl Drop for RollbackOnDrop<'_> {
-    fn drop(&mut self) {
-        if !self.0.is_autocommit() {
-            let _ = self.0.execute_batch("ROLLBACK");
-        }
-    }
-}
-
-/// Why a write closure failed: a decided repository error, or SQLite.
-enum Failure {
-    Repo(RepoError),
-    Sqlite(rusqlite::Error),
-}
-
-impl From<rusqlite::Error> for Failure {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Sqlite(e)
-    }
-}
-
-impl From<RepoError> for Failure {
-    fn from(e: RepoError) -> Self {
-        Self::Repo(e)
     }
 }
 
@@ -550,9 +520,11 @@ fn page_limit(limit: usize) -> i64 {
 
 impl BotRepository for SqliteStore {
     fn create(&self, new: &NewBot) -> Result<Bot, RepoError> {
-        let mut buf = [0u8; BotId::LEN];
-        let id = new.id.encode(&mut buf);
-        self.write("create", |conn| {
+        let new = new.clone();
+        let clock = self.clock.clone();
+        self.write("create", move |conn| {
+            let mut buf = [0u8; BotId::LEN];
+            let id = new.id.encode(&mut buf);
             // Both keys in one statement, before the clock is read: a refused create
             // changes nothing, not even a stepping test clock.
             let (id_taken, name_taken) = conn
@@ -569,7 +541,7 @@ impl BotRepository for SqliteStore {
                 }
                 .into());
             }
-            let bot = Bot::from_new(new.clone(), self.clock.now());
+            let bot = Bot::from_new(new.clone(), clock.now());
             let inserted = conn.prepare_cached(INSERT)?.execute(params![
                 id,
                 bot.name.as_str(),
@@ -583,7 +555,7 @@ impl BotRepository for SqliteStore {
             ]);
             match inserted {
                 Ok(_) => Ok(bot),
-                Err(e) => Err(unique_violation(&e, new).map_or(Failure::Sqlite(e), Failure::Repo)),
+                Err(e) => Err(unique_violation(&e, &new).map_or(Failure::Sqlite(e), Failure::Repo)),
             }
         })
     }
@@ -638,9 +610,11 @@ impl BotRepository for SqliteStore {
     }
 
     fn set_status(&self, id: &BotId, to: BotStatus) -> Result<Bot, RepoError> {
-        let mut buf = [0u8; BotId::LEN];
-        let key = id.encode(&mut buf);
-        self.write("set_status", |conn| {
+        let id = *id;
+        let clock = self.clock.clone();
+        self.write("set_status", move |conn| {
+            let mut buf = [0u8; BotId::LEN];
+            let key = id.encode(&mut buf);
             // One lookup for the check and the result: the row as it is (and its rowid),
             // checked in the order the store always checked (missing, then the stored
             // status, then the lifecycle), then one UPDATE of that rowid, which the
@@ -657,9 +631,9 @@ impl BotRepository for SqliteStore {
             };
             let from = from.map_err(|e| corrupt(format!("bot {id}: {e}")))?;
             if !from.can_transition_to(to) {
-                return Err(RepoError::InvalidTransition { id: *id, from, to }.into());
+                return Err(RepoError::InvalidTransition { id, from, to }.into());
             }
-            let now = self.clock.now();
+            let now = clock.now();
             let bot = decode_with(row, Some(now))?;
             drop(rows);
             drop(stmt);
@@ -680,25 +654,29 @@ impl BotRepository for SqliteStore {
         id: &BotId,
         container: Option<&ContainerId>,
     ) -> Result<Bot, RepoError> {
-        let mut buf = [0u8; BotId::LEN];
-        let key = id.encode(&mut buf);
-        self.write("set_container_id", |conn| {
+        let id = *id;
+        let container = container.cloned();
+        let clock = self.clock.clone();
+        self.write("set_container_id", move |conn| {
+            let mut buf = [0u8; BotId::LEN];
+            let key = id.encode(&mut buf);
             if !conn.prepare_cached(ID_EXISTS)?.exists([key])? {
                 return Err(not_found(id).into());
             }
-            let now = self.clock.now().as_unix_micros();
+            let now = clock.now().as_unix_micros();
             let bot = first(
                 &mut conn.prepare_cached(UPDATE_CONTAINER)?,
-                params![key, container.map(ContainerId::as_str), now],
+                params![key, container.as_ref().map(ContainerId::as_str), now],
             )?;
             Ok(bot.ok_or_else(|| not_found(id))??)
         })
     }
 
     fn delete(&self, id: &BotId) -> Result<(), RepoError> {
-        let mut buf = [0u8; BotId::LEN];
-        let key = id.encode(&mut buf);
-        self.write("delete", |conn| {
+        let id = *id;
+        self.write("delete", move |conn| {
+            let mut buf = [0u8; BotId::LEN];
+            let key = id.encode(&mut buf);
             match conn.prepare_cached(DELETE)?.execute([key])? {
                 0 => Err(not_found(id).into()),
                 _ => Ok(()),
@@ -828,6 +806,65 @@ mod tests {
         assert_eq!(started.created_at, bot.created_at);
         let running = store.set_status(&bot.id, BotStatus::Running).unwrap();
         assert_eq!(running, store.get(&bot.id).unwrap());
+    }
+
+    #[test]
+    fn concurrent_writers_each_get_their_own_result() {
+        let (_dir, store) = store();
+        let threads = 4;
+        let per_thread = 50;
+        let outcomes: Vec<Vec<Result<(), RepoError>>> = std::thread::scope(|s| {
+            let store = &store;
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    s.spawn(move || {
+                        let mut seen = Vec::new();
+                        for i in 0..per_thread {
+                            let bot = store.create(&new_bot(&format!("t{t}-{i}"))).unwrap();
+                            store.set_status(&bot.id, BotStatus::Starting).unwrap();
+                            // Refused writes in between: each caller gets its own error.
+                            assert!(matches!(
+                                store.set_status(&bot.id, BotStatus::Created),
+                                Err(RepoError::InvalidTransition { .. })
+                            ));
+                            if i % 2 == 0 {
+                                store.delete(&bot.id).unwrap();
+                            }
+                            // Every thread races for the same name: one create wins.
+                            seen.push(store.create(&new_bot("contested")).map(drop));
+                        }
+                        seen
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won = outcomes.iter().flatten().filter(|r| r.is_ok()).count();
+        assert_eq!(won, 1);
+        for refused in outcomes.iter().flatten().filter_map(|r| r.as_ref().err()) {
+            assert!(matches!(refused, RepoError::NameTaken { .. }), "{refused}");
+        }
+        let bots = store.list(None).unwrap();
+        assert_eq!(bots.len(), threads * per_thread / 2 + 1);
+        for bot in bots.iter().filter(|b| b.name.as_str() != "contested") {
+            assert_eq!(bot.status, BotStatus::Starting);
+            let i: usize = bot
+                .name
+                .as_str()
+                .rsplit('-')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(i % 2, 1, "{} was deleted", bot.name);
+        }
+        let stats = store.write_stats();
+        // create, two status changes, a delete every other time, the contested create.
+        let writes = threads * per_thread * 4 + threads * per_thread / 2;
+        assert_eq!(stats.writes, writes as u64);
+        assert!(stats.transactions <= stats.writes && stats.transactions > 0);
+        assert!(store.lock_writer().is_autocommit());
+        assert!(store.integrity_check().unwrap().is_empty());
     }
 
     #[test]

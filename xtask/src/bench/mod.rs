@@ -574,6 +574,7 @@ fn parallel_phases(
         })
     };
     let mut bare = raw.as_mut().map(|r| |k: Range<usize>| r.insert(k));
+    let before = store.write_stats();
     out.push(phase(
         "parallel_insert",
         per_thread,
@@ -581,6 +582,16 @@ fn parallel_phases(
         work(&mut api),
         bare.as_mut().map(work),
     )?);
+    let after = store.write_stats();
+    let (writes, transactions) = (
+        after.writes - before.writes,
+        after.transactions - before.transactions,
+    );
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    let mean = writes as f64 / transactions.max(1) as f64;
+    eprintln!(
+        "bench: parallel_insert through the API: {writes} writes in {transactions} transactions (group commit, {mean:.2} writes per transaction)"
+    );
     Ok(out)
 }
 
