@@ -34,7 +34,7 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use botmaker_domain::RepoError;
@@ -91,7 +91,8 @@ fn abandoned() -> Failure {
     ))
 }
 
-/// Where a queued write stands; changed and read only under the queue's mutex.
+/// Where a queued write stands; changed and read only under the queue's mutex (as is
+/// `Slot::waiting`).
 const WAITING: u8 = 0;
 const LEAD: u8 = 1;
 const DONE: u8 = 2;
@@ -99,6 +100,8 @@ const DONE: u8 = 2;
 /// What the caller of a write waits on, and where its result lands.
 struct Slot<T> {
     state: AtomicU8,
+    /// Its caller sleeps on `wake` (only a write queued behind a leader does).
+    waiting: AtomicBool,
     wake: Condvar,
     result: Mutex<Option<Outcome<T>>>,
 }
@@ -164,7 +167,10 @@ where
 
     fn signal(&self, state: u8) {
         self.slot.state.store(state, Ordering::Relaxed);
-        self.slot.wake.notify_one();
+        // A leader's own write is not waiting: no wake-up (a futex syscall) for it.
+        if self.slot.waiting.load(Ordering::Relaxed) {
+            self.slot.wake.notify_one();
+        }
     }
 }
 
@@ -246,12 +252,14 @@ impl Writer {
         let mut queue = self.lock_queue();
         queue.jobs.push_back(job);
         if queue.leading {
+            slot.waiting.store(true, Ordering::Relaxed);
             while slot.state.load(Ordering::Relaxed) == WAITING {
                 queue = slot
                     .wake
                     .wait(queue)
                     .unwrap_or_else(PoisonError::into_inner);
             }
+            slot.waiting.store(false, Ordering::Relaxed);
         } else {
             queue.leading = true;
         }
@@ -284,6 +292,7 @@ where
 {
     let slot = Arc::new(Slot {
         state: AtomicU8::new(WAITING),
+        waiting: AtomicBool::new(false),
         wake: Condvar::new(),
         result: Mutex::new(None),
     });
