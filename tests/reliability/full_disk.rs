@@ -147,6 +147,8 @@ fn database_write_on_a_full_disk_fails_and_the_database_stays_whole() {
     println!("database write on a full disk: {text}");
     assert!(matches!(err, RepoError::Backend { .. }), "{err:?}");
     assert!(text.contains("full") || text.contains("space"), "{text}");
+    // It names the database.
+    assert!(text.contains(db.to_str().unwrap()), "{text}");
 
     std::fs::remove_file(mount.0.join("filler")).unwrap();
     drop(store);

@@ -108,6 +108,7 @@ fn check(l: &Layout, with_foreign_root: bool) {
             let err = e.to_string();
             println!("open in a read-only data dir: {err}");
             assert!(err.contains(db.to_str().unwrap()), "{err}");
+            assert!(err.contains("not writable"), "{err}");
         }
         Ok(store) => {
             use botmaker_domain::{BotRepository, NewBot};
@@ -119,7 +120,9 @@ fn check(l: &Layout, with_foreign_root: bool) {
             );
             let err = store.create(&new).unwrap_err();
             println!("write in a read-only data dir: {err}");
-            assert!(!err.to_string().is_empty());
+            let text = err.to_string();
+            assert!(text.contains(db.to_str().unwrap()), "{text}");
+            assert!(text.contains("not writable"), "{text}");
         }
     }
     let cfg = Config::new(l.ro_data(), l.secrets());

@@ -100,7 +100,7 @@ pub enum StoreError {
     },
 
     /// SQLite failed.
-    #[error("database {path}: {operation} failed: {source}", path = path.display())]
+    #[error("database {path}: {operation} failed: {source}{hint}", path = path.display(), hint = hint(source))]
     Sqlite {
         /// The database.
         path: PathBuf,
@@ -137,4 +137,19 @@ pub enum StoreError {
     /// A repository operation failed.
     #[error(transparent)]
     Repo(#[from] RepoError),
+}
+
+/// What an SQLite error means for an operator, when SQLite's own words do not say it:
+/// appended to the messages of [`StoreError::Sqlite`] and of the store's backend errors.
+pub(crate) fn hint(e: &rusqlite::Error) -> &'static str {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ReadOnly) => {
+            " (the database file or its directory is not writable by this user: SQLite \
+             writes the -wal and -shm files beside the database)"
+        }
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            " (the file system holding the database has no space left)"
+        }
+        _ => "",
+    }
 }

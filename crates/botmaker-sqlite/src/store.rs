@@ -347,7 +347,10 @@ impl SqliteStore {
             },
             _ => RepoError::Backend {
                 operation,
-                source: Box::new(e),
+                source: Box::new(AtDatabase {
+                    path: self.path.clone(),
+                    source: e,
+                }),
             },
         }
     }
@@ -383,6 +386,27 @@ impl SqliteStore {
     #[cfg(test)]
     fn lock_writer(&self) -> MutexGuard<'_, Connection> {
         self.writer.lock_conn()
+    }
+}
+
+/// An SQLite failure of a store operation, with the database it happened to: "database
+/// or disk is full" or "attempt to write a readonly database" alone do not say where.
+#[derive(Debug)]
+struct AtDatabase {
+    path: PathBuf,
+    source: rusqlite::Error,
+}
+
+impl fmt::Display for AtDatabase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hint = crate::error::hint(&self.source);
+        write!(f, "{}: {}{hint}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for AtDatabase {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
     }
 }
 
@@ -865,6 +889,35 @@ mod tests {
         assert!(stats.transactions <= stats.writes && stats.transactions > 0);
         assert!(store.lock_writer().is_autocommit());
         assert!(store.integrity_check().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_failed_write_names_the_database() {
+        let (_dir, store) = store();
+        // The writer refuses to write, as a read-only database file would.
+        store
+            .lock_writer()
+            .pragma_update(None, "query_only", true)
+            .unwrap();
+        let err = store.create(&new_bot("alpha")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(
+                err,
+                RepoError::Backend {
+                    operation: "create",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(text.contains(store.path().to_str().unwrap()), "{text}");
+        assert!(text.contains("not writable"), "{text}");
+        store
+            .lock_writer()
+            .pragma_update(None, "query_only", false)
+            .unwrap();
+        store.create(&new_bot("alpha")).unwrap();
     }
 
     #[test]
