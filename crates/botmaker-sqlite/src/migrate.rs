@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use refinery::Migration;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::{LATEST_VERSION, StoreError};
 
@@ -312,6 +314,20 @@ pub(crate) fn plan(
         detail,
     };
     for a in applied {
+        // refinery's rusqlite driver parses every `applied_on` as RFC 3339 and panics
+        // on anything else: such a history is refused here, before refinery reads it.
+        let when = a.applied_on.as_deref();
+        if when.is_none_or(|w| OffsetDateTime::parse(w, &Rfc3339).is_err()) {
+            return Err(diverged(
+                a.version,
+                format!(
+                    "the history records V{}__{} as applied on {}, which is not an RFC 3339 time",
+                    a.version,
+                    a.name,
+                    when.map_or_else(|| "nothing (NULL)".to_owned(), |w| format!("{w:?}"))
+                ),
+            ));
+        }
         match shipped.iter().find(|m| m.version == a.version) {
             None => {
                 return Err(diverged(

@@ -254,6 +254,45 @@ fn a_diverged_history_is_refused_and_left_untouched() {
     assert_eq!(bytes(&path), before);
 }
 
+#[test]
+fn a_history_with_a_damaged_applied_on_is_refused_not_a_panic() {
+    // refinery's driver unwraps its parse of `applied_on`: these would panic in it.
+    for (what, value) in [
+        ("text", Some("yesterday")),
+        ("a date without a time", Some("2026-11-27")),
+        ("NULL", None),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("botmaker.db");
+        migrate(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE refinery_schema_history SET applied_on = ?1",
+            [value],
+        )
+        .unwrap();
+        drop(conn);
+        let before = bytes(&path);
+
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert!(
+            matches!(err, StoreError::MigrationsDiverged { version: 1, .. }),
+            "{what}: {err:?}"
+        );
+        assert!(err.to_string().contains("RFC 3339"), "{what}: {err}");
+        let err = migrate(&path).unwrap_err();
+        assert!(
+            matches!(err, StoreError::MigrationsDiverged { version: 1, .. }),
+            "{what}: {err:?}"
+        );
+        assert!(matches!(
+            migration_status(&path).unwrap().state,
+            SchemaState::Diverged { version: 1, .. }
+        ));
+        assert_eq!(bytes(&path), before, "{what}");
+    }
+}
+
 /// Deterministic pseudo-random bytes.
 fn noise(len: usize, mut seed: u64) -> Vec<u8> {
     (0..len)
