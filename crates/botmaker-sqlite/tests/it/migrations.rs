@@ -236,22 +236,29 @@ fn a_diverged_history_is_refused_and_left_untouched() {
     drop(conn);
     let before = bytes(&path);
 
-    let err = SqliteStore::open(&path).unwrap_err();
+    let err = refused_as_diverged_at_v1(&path, &before, "a changed V1");
+    assert!(err.contains("never change"), "{err}");
+}
+
+/// Opening, migrating and asking the status of `path` all say its history diverged at
+/// V1, and the file still holds `before`. The opener's message, for more checks.
+fn refused_as_diverged_at_v1(path: &std::path::Path, before: &[u8], what: &str) -> String {
+    let err = SqliteStore::open(path).unwrap_err();
     assert!(
         matches!(err, StoreError::MigrationsDiverged { version: 1, .. }),
-        "{err:?}"
+        "{what}: open: {err:?}"
     );
-    assert!(err.to_string().contains("never change"), "{err}");
-    let err = migrate(&path).unwrap_err();
+    let refused = migrate(path).unwrap_err();
     assert!(
-        matches!(err, StoreError::MigrationsDiverged { version: 1, .. }),
-        "{err:?}"
+        matches!(refused, StoreError::MigrationsDiverged { version: 1, .. }),
+        "{what}: migrate: {refused:?}"
     );
     assert!(matches!(
-        migration_status(&path).unwrap().state,
+        migration_status(path).unwrap().state,
         SchemaState::Diverged { version: 1, .. }
     ));
-    assert_eq!(bytes(&path), before);
+    assert_eq!(bytes(path), before, "{what}");
+    err.to_string()
 }
 
 #[test]
@@ -274,22 +281,8 @@ fn a_history_with_a_damaged_applied_on_is_refused_not_a_panic() {
         drop(conn);
         let before = bytes(&path);
 
-        let err = SqliteStore::open(&path).unwrap_err();
-        assert!(
-            matches!(err, StoreError::MigrationsDiverged { version: 1, .. }),
-            "{what}: {err:?}"
-        );
-        assert!(err.to_string().contains("RFC 3339"), "{what}: {err}");
-        let err = migrate(&path).unwrap_err();
-        assert!(
-            matches!(err, StoreError::MigrationsDiverged { version: 1, .. }),
-            "{what}: {err:?}"
-        );
-        assert!(matches!(
-            migration_status(&path).unwrap().state,
-            SchemaState::Diverged { version: 1, .. }
-        ));
-        assert_eq!(bytes(&path), before, "{what}");
+        let err = refused_as_diverged_at_v1(&path, &before, what);
+        assert!(err.contains("RFC 3339"), "{what}: {err}");
     }
 }
 
