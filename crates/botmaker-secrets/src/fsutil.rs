@@ -6,6 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt as _;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -275,6 +276,32 @@ pub(crate) fn read_bounded(
     Ok(Ok(buf))
 }
 
+/// Fills `buf` from the start of `file` with `pread`s (the file's offset does not move)
+/// and checks that the file ends there: `Ok(true)` when it holds exactly `buf.len()`
+/// bytes, `Ok(false)` when it turned out shorter or longer (it changed after its
+/// `fstat`: the caller reads it again with [`read_bounded`]). The same two syscalls as
+/// a read and its end-of-file read, without a buffer to copy from and zero.
+pub(crate) fn read_exact_size(file: &File, buf: &mut [u8]) -> std::io::Result<bool> {
+    let mut filled = 0usize;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], filled as u64) {
+            Ok(0) => return Ok(false),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut probe = Zeroizing::new([0u8; 1]);
+    loop {
+        match file.read_at(&mut probe[..], filled as u64) {
+            Ok(0) => return Ok(true),
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Removes the entry `name` in `dir` and, if it is a directory, everything beneath it,
 /// descriptor-relative and without following symlinks (a symlink is unlinked as a
 /// link). Entries that vanish meanwhile are fine. Returns the number of entries removed.
@@ -399,6 +426,37 @@ pub(crate) fn is_stale(name: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exact_size_read_checks_the_end_and_leaves_the_offset() {
+        use std::io::{Read as _, Write as _};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let mut file = File::open(&path).unwrap();
+        // Exactly the size: read, and the file ends there.
+        let mut buf = [0u8; 10];
+        assert!(read_exact_size(&file, &mut buf).unwrap());
+        assert_eq!(&buf, b"0123456789");
+        // The file grew or shrank since its size was taken: not a value.
+        assert!(!read_exact_size(&file, &mut [0u8; 9]).unwrap());
+        assert!(!read_exact_size(&file, &mut [0u8; 11]).unwrap());
+        // An empty file of size 0.
+        File::create(dir.path().join("e")).unwrap();
+        let empty = File::open(dir.path().join("e")).unwrap();
+        assert!(read_exact_size(&empty, &mut []).unwrap());
+        // The offset did not move: a read from the start still sees everything.
+        let mut all = Vec::new();
+        file.read_to_end(&mut all).unwrap();
+        assert_eq!(all, b"0123456789");
+        // Appended after the size was taken: the probe sees it.
+        let mut appending = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        appending.write_all(b"x").unwrap();
+        assert!(!read_exact_size(&file, &mut [0u8; 10]).unwrap());
+    }
 
     #[test]
     fn own_names_are_live_and_foreign_ones_stale() {

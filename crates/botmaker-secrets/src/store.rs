@@ -16,7 +16,7 @@ use secrecy::SecretString;
 
 use crate::fsutil::{
     Kind, Meta, QUARANTINE_DIR, Resolver, TEMP_PREFIX, TRASH_PREFIX, is_stale, is_stale_trash,
-    list_names, read_bounded, remove_tree, unique_name,
+    list_names, read_bounded, read_exact_size, remove_tree, unique_name,
 };
 use crate::{Result, SecretValue, SecretsError, trim_trailing_newline};
 
@@ -319,6 +319,22 @@ impl SecretsStore {
         self.check_secret_file(&meta, &path, bot, name)?;
         let mut file = File::from(fd);
         let hint = usize::try_from(meta.size).unwrap_or(self.max);
+        if hint <= self.max {
+            // Straight into the value's own allocation; a file that changed size since
+            // its fstat is read again below, from its start.
+            let mut value = SecretValue::zeroed(hint);
+            match read_exact_size(&file, value.expose_mut()) {
+                Ok(true) => return Ok(value),
+                Ok(false) => {}
+                Err(source) => {
+                    return Err(SecretsError::Io {
+                        op: "read",
+                        path: path(),
+                        source,
+                    });
+                }
+            }
+        }
         match read_bounded(&mut file, hint, self.max) {
             Ok(Ok(buf)) => Ok(SecretValue::from_bytes(&buf)),
             Ok(Err(size)) => Err(SecretsError::TooLarge {

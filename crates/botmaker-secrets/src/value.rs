@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use secrecy::{ExposeSecret, SecretBox};
+use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox};
 
 /// A secret's value: bytes kept in a [`secrecy::SecretBox`], zeroed when dropped.
 ///
@@ -16,6 +16,17 @@ impl SecretValue {
     /// The caller stays responsible for zeroing `bytes`.
     pub fn from_bytes(bytes: &[u8]) -> Self {
         Self(SecretBox::new(Box::from(bytes)))
+    }
+
+    /// `len` zero bytes, to be read into through [`expose_mut`](Self::expose_mut): a
+    /// value read from a file lands in its final allocation, with no copy to zero.
+    pub(crate) fn zeroed(len: usize) -> Self {
+        Self(SecretBox::new(vec![0u8; len].into_boxed_slice()))
+    }
+
+    /// The bytes, to fill.
+    pub(crate) fn expose_mut(&mut self) -> &mut [u8] {
+        self.0.expose_secret_mut()
     }
 
     /// The bytes.
