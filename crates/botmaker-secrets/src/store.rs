@@ -319,20 +319,19 @@ impl SecretsStore {
         self.check_secret_file(&meta, &path, bot, name)?;
         let mut file = File::from(fd);
         let hint = usize::try_from(meta.size).unwrap_or(self.max);
-        if hint <= self.max {
-            // Straight into the value's own allocation; a file that changed size since
-            // its fstat is read again below, from its start.
-            let mut value = SecretValue::zeroed(hint);
-            match read_exact_size(&file, value.expose_mut()) {
-                Ok(true) => return Ok(value),
-                Ok(false) => {}
-                Err(source) => {
-                    return Err(SecretsError::Io {
-                        op: "read",
-                        path: path(),
-                        source,
-                    });
-                }
+        // Straight into the value's own allocation (`check_secret_file` bounded the
+        // size); a file that changed size since its fstat is read again below, from
+        // its start.
+        let mut value = SecretValue::zeroed(hint);
+        match read_exact_size(&file, value.expose_mut()) {
+            Ok(true) => return Ok(value),
+            Ok(false) => {}
+            Err(source) => {
+                return Err(SecretsError::Io {
+                    op: "read",
+                    path: path(),
+                    source,
+                });
             }
         }
         match read_bounded(&mut file, hint, self.max) {

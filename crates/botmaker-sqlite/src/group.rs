@@ -403,7 +403,7 @@ fn run_transaction(
     more: &mut dyn FnMut(&mut Batch) -> bool,
 ) -> Option<usize> {
     if let Err(e) = exec(conn, BEGIN_IMMEDIATE) {
-        finish_all(&mut batch[start..], &e);
+        finish_all(&mut batch[start..], Some(&e));
         return None;
     }
     let open = RollbackOnDrop(conn);
@@ -426,7 +426,7 @@ fn run_transaction(
                 Ok(ended) => ended,
                 Err(e) => {
                     drop(open);
-                    finish_all(&mut batch[start..], &e);
+                    finish_all(&mut batch[start..], Some(&e));
                     return None;
                 }
             }
@@ -440,15 +440,13 @@ fn run_transaction(
     }
     let commit = exec(conn, COMMIT);
     drop(open);
-    for job in &mut batch[start..] {
-        job.finish(commit.as_ref().err());
-    }
+    finish_all(&mut batch[start..], commit.as_ref().err());
     None
 }
 
-fn finish_all(jobs: &mut [Box<dyn Job>], e: &rusqlite::Error) {
+fn finish_all(jobs: &mut [Box<dyn Job>], ended: Option<&rusqlite::Error>) {
     for job in jobs {
-        job.finish(Some(e));
+        job.finish(ended);
     }
 }
 
