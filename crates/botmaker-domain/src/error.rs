@@ -69,6 +69,12 @@ pub enum DomainError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A bot reference that is neither a bot id nor a valid bot name.
+    #[error("\"{value}\" is neither a bot id nor a bot name")]
+    InvalidBotRef {
+        /// The rejected input, escaped and shortened.
+        value: String,
+    },
     /// Not a valid container id.
     #[error("invalid container id \"{value}\": {reason}")]
     InvalidContainerId {
@@ -85,4 +91,11 @@ pub enum DomainError {
         /// What is wrong with it.
         reason: &'static str,
     },
+}
+
+impl DomainError {
+    /// Whether retrying the same call can succeed. Never: a refused value stays refused.
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
 }

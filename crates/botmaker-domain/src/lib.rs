@@ -47,6 +47,7 @@
 //!   (and [`Bot`] as an object with those strings).
 
 mod bot;
+mod bot_ref;
 mod enums;
 mod error;
 mod id;
@@ -57,6 +58,7 @@ mod serde_impls;
 mod time;
 
 pub use bot::{Bot, NewBot};
+pub use bot_ref::BotRef;
 pub use enums::{AiProvider, BotStatus, ChannelType};
 pub use error::DomainError;
 pub use id::BotId;

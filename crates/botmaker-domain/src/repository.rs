@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::{Bot, BotId, BotName, BotStatus, ContainerId, NewBot, Timestamp};
+use crate::{Bot, BotId, BotName, BotRef, BotStatus, ContainerId, NewBot, Timestamp};
 
 mod memory;
 pub use memory::MemoryRepository;
@@ -24,7 +24,7 @@ pub enum RepoError {
     #[error("bot {bot} not found")]
     NotFound {
         /// The id or name that was looked up.
-        bot: String,
+        bot: BotRef,
     },
     /// Another bot already has this name.
     #[error("bot name \"{name}\" is already taken")]
@@ -73,6 +73,15 @@ pub enum RepoError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+}
+
+impl RepoError {
+    /// Whether retrying the same call, unchanged, can succeed: only [`RepoError::Busy`]
+    /// (other writers held the store; nothing was changed). Every other error says
+    /// something about the data or the store that a retry does not change.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Busy { .. })
+    }
 }
 
 /// Where a listing starts: the `(created_at, id)` of the last bot of the previous page.

@@ -510,7 +510,9 @@ mod tests {
     }
 
     fn refused(k: i64) -> Failure {
-        Failure::Repo(RepoError::NotFound { bot: k.to_string() })
+        Failure::Repo(RepoError::Corrupt {
+            detail: format!("refused {k}"),
+        })
     }
 
     /// `op` as a write closure that counts its runs in `runs`.

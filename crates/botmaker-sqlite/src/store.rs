@@ -8,8 +8,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use botmaker_domain::{
-    AiProvider, Bot, BotId, BotName, BotRepository, BotStatus, ChannelType, Clock, ContainerId,
-    DomainError, ModelName, NewBot, PageCursor, RepoError, Timestamp,
+    AiProvider, Bot, BotId, BotName, BotRef, BotRepository, BotStatus, ChannelType, Clock,
+    ContainerId, DomainError, ModelName, NewBot, PageCursor, RepoError, Timestamp,
 };
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row, params};
 
@@ -532,10 +532,8 @@ fn first(
     Ok(rows.next()?.map(decode))
 }
 
-fn not_found(bot: impl fmt::Display) -> RepoError {
-    RepoError::NotFound {
-        bot: bot.to_string(),
-    }
+fn not_found(bot: impl Into<BotRef>) -> RepoError {
+    RepoError::NotFound { bot: bot.into() }
 }
 
 fn page_limit(limit: usize) -> i64 {

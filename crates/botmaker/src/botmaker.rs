@@ -1,50 +1,12 @@
 //! [`Botmaker`]: the registry and the secrets store, kept consistent with each other.
 
-use std::fmt;
-use std::str::FromStr;
-
 use botmaker_domain::{
-    Bot, BotId, BotName, BotRepository, BotStatus, ContainerId, NewBot, RepoError, SecretName,
+    Bot, BotRef, BotRepository, BotStatus, ContainerId, NewBot, RepoError, SecretName,
 };
 use botmaker_secrets::{SecretMeta, SecretValue, SecretsError, SecretsOptions, SecretsStore};
 use botmaker_sqlite::{SqliteStore, StoreOptions};
 
 use crate::{Config, Error, Result};
-
-/// A reference to a bot as a user types it: its id or its name. Names shaped like a
-/// UUID are refused by [`BotName`], so a reference is never ambiguous.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BotRef {
-    /// By id.
-    Id(BotId),
-    /// By name.
-    Name(BotName),
-}
-
-impl FromStr for BotRef {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        if let Ok(id) = BotId::parse(s) {
-            return Ok(Self::Id(id));
-        }
-        match BotName::parse(s) {
-            Ok(name) => Ok(Self::Name(name)),
-            Err(botmaker_domain::DomainError::InvalidBotName { value, .. }) => {
-                Err(Error::InvalidReference { reference: value })
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-impl fmt::Display for BotRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Id(id) => id.fmt(f),
-            Self::Name(name) => name.fmt(f),
-        }
-    }
-}
 
 /// An installation: the bot registry (SQLite) and the secrets store, opened together.
 ///

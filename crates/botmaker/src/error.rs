@@ -19,12 +19,6 @@ pub enum Error {
     #[cfg(feature = "secrets")]
     #[error(transparent)]
     Secrets(#[from] botmaker_secrets::SecretsError),
-    /// A bot reference is neither a bot id nor a valid bot name.
-    #[error("\"{reference}\" is neither a bot id nor a bot name")]
-    InvalidReference {
-        /// The reference, escaped and shortened.
-        reference: String,
-    },
     /// A new bot's id already has a secrets directory (left over from an earlier bot
     /// or a crash); nothing was changed. `botmaker doctor --fix` quarantines it.
     #[error(

@@ -16,7 +16,9 @@ mod error;
 mod migrate;
 
 #[cfg(all(feature = "sqlite", feature = "secrets"))]
-pub use botmaker::{BotRef, Botmaker};
+pub use botmaker::Botmaker;
+/// Moved to the domain crate; re-exported here so `botmaker::BotRef` keeps working.
+pub use botmaker_domain::BotRef;
 pub use config::{Config, DATABASE_FILE};
 #[cfg(all(feature = "sqlite", feature = "secrets"))]
 pub use doctor::{DoctorReport, Finding, FindingKind};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{BotRepository, Clock, PageCursor, RepoError};
-use crate::{Bot, BotId, BotName, BotStatus, ContainerId, NewBot};
+use crate::{Bot, BotId, BotName, BotRef, BotStatus, ContainerId, NewBot};
 
 /// An in-memory bot registry behind one [`Mutex`]. Nothing is persisted.
 ///
@@ -78,7 +78,7 @@ impl Default for MemoryRepository {
 
 fn not_found(id: &BotId) -> RepoError {
     RepoError::NotFound {
-        bot: id.to_string(),
+        bot: BotRef::Id(*id),
     }
 }
 
@@ -128,7 +128,7 @@ impl BotRepository for MemoryRepository {
             .and_then(|id| state.by_id.get(id))
             .cloned()
             .ok_or_else(|| RepoError::NotFound {
-                bot: name.to_string(),
+                bot: BotRef::Name(name.clone()),
             })
     }
 

@@ -53,7 +53,7 @@ pub fn every_provider_and_channel_round_trips(make: Make) {
 
 fn assert_not_found<T: std::fmt::Debug>(result: Result<T, RepoError>, bot: &str) {
     match result {
-        Err(RepoError::NotFound { bot: b }) => assert_eq!(b, bot),
+        Err(RepoError::NotFound { bot: b }) => assert_eq!(b.to_string(), bot),
         other => panic!("expected NotFound {{ bot: {bot} }}, got {other:?}"),
     }
 }

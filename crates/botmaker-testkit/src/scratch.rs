@@ -1,0 +1,1 @@
+//! (filled in by the redesign of issue 10)
