@@ -426,6 +426,32 @@ mod tests {
     }
 
     #[test]
+    fn missing_keeps_the_given_order_and_missing_required_is_the_fixed_list() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SecretsStore::open(tmp.path()).unwrap();
+        let bot = BotId::generate();
+        let n = |s: &str| SecretName::parse(s).unwrap();
+        // No directory yet: everything is missing, nothing is created.
+        let wanted = [n("channel_config"), n("ai_api_key"), n("extra")];
+        assert_eq!(store.missing(&bot, &wanted).unwrap(), wanted);
+        assert!(store.bots().unwrap().is_empty());
+        store.write(&bot, &n("ai_api_key"), b"k").unwrap();
+        store.write(&bot, &n("extra"), b"e").unwrap();
+        assert_eq!(store.missing(&bot, &wanted).unwrap(), [n("channel_config")]);
+        assert!(store.missing(&bot, &[]).unwrap().is_empty());
+        // A name that is not a regular file does not count as present.
+        std::fs::create_dir(store.display_path(&bot, Some(&n("channel_token")))).unwrap();
+        assert_eq!(
+            store.missing_required(&bot).unwrap(),
+            store.missing(&bot, &SecretName::required()).unwrap()
+        );
+        assert_eq!(
+            store.missing_required(&bot).unwrap(),
+            [n("channel_token"), n("channel_config")]
+        );
+    }
+
+    #[test]
     fn store_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<SecretsStore>();
