@@ -5,7 +5,8 @@
 //! # The file policy
 //!
 //! A secret file is acceptable when the `fstat` of it shows all of:
-//! - a regular file (a FIFO would hang a reader; a directory or a device is no value);
+//! - a regular file (a FIFO could block a reader; a directory or a device holds no
+//!   value);
 //! - owned by the expected owner (the configured [`Owner`](crate::Owner), else the
 //!   effective user);
 //! - one hard link (another name could reach the contents, possibly from outside the

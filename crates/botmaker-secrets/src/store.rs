@@ -271,8 +271,8 @@ impl SecretsStore {
 
     /// Which of the fixed list [`SecretName::required`] (`ai_api_key`,
     /// `channel_token`, `channel_config`) the bot lacks, in that order:
-    /// [`missing`](Self::missing) over that list. Kept for callers that do not know the
-    /// bot's own rule; a caller that has the bot should pass its required secrets to
+    /// [`missing`](Self::missing) over that list, for callers that do not know the
+    /// bot. A caller that has the bot passes the bot's own required secrets to
     /// `missing` instead.
     pub fn missing_required(&self, bot: &BotId) -> Result<Vec<SecretName>> {
         self.missing(bot, &SecretName::required())
