@@ -9,7 +9,6 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use botmaker_domain::SecretName;
 use nix::errno::Errno;
-use nix::sys::stat::{Mode, fchmod};
 use nix::unistd::fsync;
 
 use crate::bot_dir::{self, QUARANTINE_DIR, TRASH_PREFIX, canonical_bot_id, is_stale_trash};
@@ -177,9 +176,7 @@ pub(crate) fn walk(root: &Root, policy: FilePolicy, repair: bool) -> Result<Audi
     // Open does not refuse a root readable by others (StrictModes only minds
     // writable), but the audit wants exactly 0700.
     if meta.perm != DIR_MODE {
-        let fixed = repair
-            && root.is_ours(meta.uid)
-            && fchmod(fd, Mode::from_bits_truncate(DIR_MODE)).is_ok();
+        let fixed = repair && root.repair_mode(&meta);
         report.push(
             ".",
             Issue::WrongMode {

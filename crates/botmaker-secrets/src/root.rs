@@ -219,10 +219,13 @@ impl Root {
         uid == self.euid || uid == 0 || uid == self.expected_uid()
     }
 
-    /// Whether this process may `fchmod` an entry owned by `uid` in good faith: it is
-    /// the expected owner or the effective user, never a stranger.
-    pub(crate) fn is_ours(&self, uid: u32) -> bool {
-        uid == self.euid || uid == self.expected_uid()
+    /// Sets the root's mode to 0700 through its descriptor, if the root (`meta` is its
+    /// `fstat`) belongs to the effective user or the expected owner; a root that
+    /// StrictModes accepts as root's, while we are not root, is left to root. `true`
+    /// if done.
+    pub(crate) fn repair_mode(&self, meta: &Meta) -> bool {
+        (meta.uid == self.euid || meta.uid == self.expected_uid())
+            && fchmod(&self.fd, Mode::from_bits_truncate(DIR_MODE)).is_ok()
     }
 
     /// Hands a descriptor the store just made to the configured owner (no-op without
