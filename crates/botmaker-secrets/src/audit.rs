@@ -1,4 +1,7 @@
-//! Checking (and carefully repairing) the store's modes, owners and entries.
+//! Checking (and carefully repairing) the store's modes, owners and entries: a walk
+//! over the root and every bot directory that asks each module for its rules (the root's
+//! owners, a bot directory's mode, the secret file policy) and only reports what they
+//! say, so the audit cannot disagree with the operations it audits.
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -6,22 +9,20 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use botmaker_domain::SecretName;
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::stat::{Mode, fchmod};
-use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
+use nix::unistd::fsync;
 
-use crate::fsutil::{
-    Kind, Meta, QUARANTINE_DIR, TEMP_PREFIX, TRASH_PREFIX, is_stale, is_stale_trash, list_names,
-    remove_tree,
-};
-use crate::store::{DIR_MODE, FILE_MODE, canonical_bot_id};
-use crate::{Result, SecretsError, SecretsStore};
+use crate::bot_dir::{self, QUARANTINE_DIR, TRASH_PREFIX, canonical_bot_id, is_stale_trash};
+use crate::fsutil::{Kind, Meta, list_names};
+use crate::root::{DIR_MODE, Root};
+use crate::secret_file::{self, FILE_MODE, FilePolicy};
+use crate::{Result, SecretsError};
 
 /// What is wrong with one entry of the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Issue {
-    /// Permission bits differ from the store's (`0700` directories, `0600` files).
+    /// Permission bits the store does not accept: directories must be `0700`, secret
+    /// files `0600` or `0400` (`expected` is the mode the repair sets).
     WrongMode {
         /// The bits found.
         mode: u32,
@@ -99,14 +100,15 @@ impl fmt::Display for Issue {
     }
 }
 
-/// One finding of [`SecretsStore::audit`] or [`SecretsStore::repair`].
+/// One finding of [`SecretsStore::audit`](crate::SecretsStore::audit) or
+/// [`SecretsStore::repair`](crate::SecretsStore::repair).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
     /// The entry, relative to the root (`.` is the root itself; `<id>/<name>`).
     pub path: String,
     /// What is wrong.
     pub issue: Issue,
-    /// Whether [`repair`](SecretsStore::repair) fixed it.
+    /// Whether [`repair`](crate::SecretsStore::repair) fixed it.
     pub repaired: bool,
 }
 
@@ -154,294 +156,245 @@ impl fmt::Display for AuditReport {
     }
 }
 
-impl SecretsStore {
-    /// Walks the store and reports drift: modes, owners, symlinks, special files,
-    /// hard links, oversized files, unexpected names, leftovers. Changes nothing.
-    pub fn audit(&self) -> Result<AuditReport> {
-        self.walk(false)
+/// Walks the store (the root, then its entries sorted by name, each bot directory's
+/// entries sorted by name) and reports drift; with `repair`, fixes what is safe.
+pub(crate) fn walk(root: &Root, policy: FilePolicy, repair: bool) -> Result<AuditReport> {
+    let mut report = AuditReport::default();
+    let fd = root.fd();
+    let meta =
+        Meta::of_fd(fd).map_err(|e| SecretsError::io("stat", root.path().to_path_buf(), e))?;
+    if !root.root_owner_ok(meta.uid) {
+        report.push(
+            ".",
+            Issue::WrongOwner {
+                uid: meta.uid,
+                expected: root.expected_uid(),
+            },
+            false,
+        );
     }
-
-    /// Like [`audit`](Self::audit), and fixes what is safe to fix: permission bits
-    /// (with `fchmod` on a descriptor opened without following links, after `fstat`
-    /// shows a directory, or a regular file with one link, owned by the expected
-    /// owner) and leftover temporary and trash entries. Symlinks, owners, hard links
-    /// and unexpected entries are only reported.
-    pub fn repair(&self) -> Result<AuditReport> {
-        self.walk(true)
+    // Open does not refuse a root readable by others (StrictModes only minds
+    // writable), but the audit wants exactly 0700.
+    if meta.perm != DIR_MODE {
+        let fixed = repair && root.repair_mode(&meta);
+        report.push(
+            ".",
+            Issue::WrongMode {
+                mode: meta.perm,
+                expected: DIR_MODE,
+            },
+            fixed,
+        );
     }
-
-    fn walk(&self, repair: bool) -> Result<AuditReport> {
-        let mut report = AuditReport::default();
-        let root = self.root.as_fd();
-        let meta =
-            Meta::of_fd(root).map_err(|e| SecretsError::io("stat", self.root_path.clone(), e))?;
-        let ours = |uid: u32| uid == self.euid || uid == self.expected_uid;
-        if !(ours(meta.uid) || meta.uid == 0) {
-            report.push(
-                ".",
-                Issue::WrongOwner {
-                    uid: meta.uid,
-                    expected: self.expected_uid,
-                },
-                false,
-            );
-        }
-        if meta.perm != DIR_MODE {
-            let fixed = repair
-                && ours(meta.uid)
-                && fchmod(root, Mode::from_bits_truncate(DIR_MODE)).is_ok();
-            report.push(
-                ".",
-                Issue::WrongMode {
-                    mode: meta.perm,
-                    expected: DIR_MODE,
-                },
-                fixed,
-            );
-        }
-        let names =
-            list_names(root).map_err(|e| SecretsError::io("list", self.root_path.clone(), e))?;
-        for raw in names {
-            let shown = raw.to_string_lossy().into_owned();
-            let entry = match Meta::of_entry(root, &raw) {
-                Ok(m) => m,
-                Err(Errno::ENOENT) => continue,
-                Err(e) => {
-                    report.push(
-                        &shown,
-                        Issue::Unreadable {
-                            error: e.desc().to_owned(),
-                        },
-                        false,
-                    );
-                    continue;
-                }
-            };
-            if raw == QUARANTINE_DIR {
-                if entry.kind == Kind::Symlink {
-                    report.push(&shown, Issue::Symlink, false);
-                } else if entry.kind != Kind::Dir {
-                    report.push(
-                        &shown,
-                        Issue::NotADirectory {
-                            kind: entry.kind.describe(),
-                        },
-                        false,
-                    );
-                }
-            } else if shown.starts_with(TRASH_PREFIX) {
-                // The trash of a deletion still running elsewhere is not a leftover.
-                if is_stale_trash(&shown) {
-                    let fixed = repair && remove_tree(self.resolver, root, &raw, 0).is_ok();
-                    report.push(&shown, Issue::LeftoverTrash, fixed);
-                }
-            } else if canonical_bot_id(&raw).is_some() {
-                match entry.kind {
-                    Kind::Dir => self.walk_bot(&raw, &shown, repair, &mut report),
-                    Kind::Symlink => report.push(&shown, Issue::Symlink, false),
-                    other => report.push(
-                        &shown,
-                        Issue::NotADirectory {
-                            kind: other.describe(),
-                        },
-                        false,
-                    ),
-                }
-            } else {
-                report.push(&shown, Issue::UnexpectedEntry, false);
-            }
-        }
-        if repair && report.findings.iter().any(|f| f.repaired) {
-            let _ = fsync(root);
-        }
-        Ok(report)
-    }
-
-    fn walk_bot(&self, raw: &OsStr, shown: &str, repair: bool, report: &mut AuditReport) {
-        let dir = match self.resolver.open_dir(self.root.as_fd(), &[raw]) {
-            Ok(fd) => fd,
-            Err(e) => {
-                report.push(
-                    shown,
-                    Issue::Unreadable {
-                        error: e.desc().to_owned(),
-                    },
-                    false,
-                );
-                return;
-            }
-        };
-        let dfd = dir.as_fd();
-        let meta = match Meta::of_fd(dfd) {
+    let names =
+        list_names(fd).map_err(|e| SecretsError::io("list", root.path().to_path_buf(), e))?;
+    for raw in names {
+        let shown = raw.to_string_lossy().into_owned();
+        let entry = match Meta::of_entry(fd, &raw) {
             Ok(m) => m,
+            Err(Errno::ENOENT) => continue,
             Err(e) => {
                 report.push(
-                    shown,
+                    &shown,
                     Issue::Unreadable {
                         error: e.desc().to_owned(),
                     },
                     false,
                 );
-                return;
-            }
-        };
-        let owned = meta.uid == self.expected_uid;
-        if !owned {
-            report.push(
-                shown,
-                Issue::WrongOwner {
-                    uid: meta.uid,
-                    expected: self.expected_uid,
-                },
-                false,
-            );
-        }
-        if meta.kind == Kind::Dir && meta.perm != DIR_MODE {
-            let fixed = repair && owned && fchmod(dfd, Mode::from_bits_truncate(DIR_MODE)).is_ok();
-            report.push(
-                shown,
-                Issue::WrongMode {
-                    mode: meta.perm,
-                    expected: DIR_MODE,
-                },
-                fixed,
-            );
-        }
-        let names = match list_names(dfd) {
-            Ok(n) => n,
-            Err(e) => {
-                report.push(
-                    shown,
-                    Issue::Unreadable {
-                        error: e.desc().to_owned(),
-                    },
-                    false,
-                );
-                return;
-            }
-        };
-        let mut changed = false;
-        for entry_raw in names {
-            let name = entry_raw.to_string_lossy();
-            let path = format!("{shown}/{name}");
-            if name.starts_with(TEMP_PREFIX) {
-                if is_stale(&name, TEMP_PREFIX) {
-                    let fixed = repair
-                        && unlinkat(dfd, entry_raw.as_os_str(), UnlinkatFlags::NoRemoveDir).is_ok();
-                    changed |= fixed;
-                    report.push(&path, Issue::LeftoverTemp, fixed);
-                }
                 continue;
             }
-            if SecretName::parse(&name).is_err() {
-                report.push(&path, Issue::UnexpectedEntry, false);
-                continue;
-            }
-            self.audit_secret(dfd, &entry_raw, &path, repair, report);
-        }
-        if changed {
-            let _ = fsync(dfd);
-        }
-    }
-
-    fn audit_secret(
-        &self,
-        dfd: BorrowedFd<'_>,
-        entry_raw: &OsStr,
-        path: &str,
-        repair: bool,
-        report: &mut AuditReport,
-    ) {
-        let m = match Meta::of_entry(dfd, entry_raw) {
-            Ok(m) => m,
-            Err(Errno::ENOENT) => return,
-            Err(e) => {
+        };
+        if raw == QUARANTINE_DIR {
+            if entry.kind == Kind::Symlink {
+                report.push(&shown, Issue::Symlink, false);
+            } else if entry.kind != Kind::Dir {
                 report.push(
-                    path,
-                    Issue::Unreadable {
-                        error: e.desc().to_owned(),
+                    &shown,
+                    Issue::NotADirectory {
+                        kind: entry.kind.describe(),
                     },
                     false,
                 );
-                return;
             }
-        };
-        match m.kind {
-            Kind::File => {}
-            Kind::Symlink => {
-                report.push(path, Issue::Symlink, false);
-                return;
+        } else if shown.starts_with(TRASH_PREFIX) {
+            // The trash of a deletion still running elsewhere is not a leftover.
+            if is_stale_trash(&shown) {
+                let fixed = repair && bot_dir::remove_trash(root, &raw).is_ok();
+                report.push(&shown, Issue::LeftoverTrash, fixed);
             }
-            other => {
-                report.push(
-                    path,
-                    Issue::NotRegularFile {
+        } else if canonical_bot_id(&raw).is_some() {
+            match entry.kind {
+                Kind::Dir => walk_bot(root, policy, &raw, &shown, repair, &mut report),
+                Kind::Symlink => report.push(&shown, Issue::Symlink, false),
+                other => report.push(
+                    &shown,
+                    Issue::NotADirectory {
                         kind: other.describe(),
                     },
                     false,
-                );
-                return;
+                ),
             }
+        } else {
+            report.push(&shown, Issue::UnexpectedEntry, false);
         }
-        if m.nlink != 1 {
-            report.push(path, Issue::HardLinked { nlink: m.nlink }, false);
+    }
+    if repair && report.findings.iter().any(|f| f.repaired) {
+        let _ = fsync(fd);
+    }
+    Ok(report)
+}
+
+fn walk_bot(
+    root: &Root,
+    policy: FilePolicy,
+    raw: &OsStr,
+    shown: &str,
+    repair: bool,
+    report: &mut AuditReport,
+) {
+    let unreadable = |report: &mut AuditReport, e: Errno| {
+        report.push(
+            shown,
+            Issue::Unreadable {
+                error: e.desc().to_owned(),
+            },
+            false,
+        );
+    };
+    let dir = match bot_dir::open_entry(root, raw) {
+        Ok(fd) => fd,
+        Err(e) => return unreadable(report, e),
+    };
+    let dfd = dir.as_fd();
+    let meta = match Meta::of_fd(dfd) {
+        Ok(m) => m,
+        Err(e) => return unreadable(report, e),
+    };
+    if meta.uid != root.expected_uid() {
+        report.push(
+            shown,
+            Issue::WrongOwner {
+                uid: meta.uid,
+                expected: root.expected_uid(),
+            },
+            false,
+        );
+    }
+    if meta.kind == Kind::Dir && !bot_dir::mode_ok(&meta) {
+        let fixed = repair && bot_dir::repair_mode(root, dfd, &meta);
+        report.push(
+            shown,
+            Issue::WrongMode {
+                mode: meta.perm,
+                expected: DIR_MODE,
+            },
+            fixed,
+        );
+    }
+    let names = match list_names(dfd) {
+        Ok(n) => n,
+        Err(e) => return unreadable(report, e),
+    };
+    let mut changed = false;
+    for entry_raw in names {
+        let name = entry_raw.to_string_lossy();
+        let path = format!("{shown}/{name}");
+        if secret_file::is_temp(&name) {
+            if secret_file::is_leftover_temp(&name) {
+                let fixed = repair && secret_file::remove_temp(dfd, &entry_raw);
+                changed |= fixed;
+                report.push(&path, Issue::LeftoverTemp, fixed);
+            }
+            continue;
         }
-        if m.uid != self.expected_uid {
+        if SecretName::parse(&name).is_err() {
+            report.push(&path, Issue::UnexpectedEntry, false);
+            continue;
+        }
+        audit_secret(root, policy, dfd, &entry_raw, &path, repair, report);
+    }
+    if changed {
+        let _ = fsync(dfd);
+    }
+}
+
+/// Reports what the file policy finds wrong with one secret file, one finding per
+/// point, and with `repair` fixes its mode where the policy allows it.
+fn audit_secret(
+    root: &Root,
+    policy: FilePolicy,
+    dfd: BorrowedFd<'_>,
+    entry_raw: &OsStr,
+    path: &str,
+    repair: bool,
+    report: &mut AuditReport,
+) {
+    let m = match Meta::of_entry(dfd, entry_raw) {
+        Ok(m) => m,
+        Err(Errno::ENOENT) => return,
+        Err(e) => {
             report.push(
                 path,
-                Issue::WrongOwner {
-                    uid: m.uid,
-                    expected: self.expected_uid,
+                Issue::Unreadable {
+                    error: e.desc().to_owned(),
                 },
                 false,
             );
+            return;
         }
-        if m.size > self.max as u64 {
-            report.push(
+    };
+    let verdict = policy.judge(&m);
+    match verdict.not_regular {
+        None => {}
+        Some(Kind::Symlink) => return report.push(path, Issue::Symlink, false),
+        Some(other) => {
+            return report.push(
                 path,
-                Issue::TooLarge {
-                    size: m.size,
-                    max: self.max,
+                Issue::NotRegularFile {
+                    kind: other.describe(),
                 },
                 false,
-            );
-        }
-        if m.perm != FILE_MODE {
-            let fixed = repair
-                && m.nlink == 1
-                && m.uid == self.expected_uid
-                && self.fix_file_mode(dfd, entry_raw, &m);
-            report.push(
-                path,
-                Issue::WrongMode {
-                    mode: m.perm,
-                    expected: FILE_MODE,
-                },
-                fixed,
             );
         }
     }
-
-    /// `fchmod 0600` on the file, opened without following a link and re-checked with
-    /// `fstat` (same inode, regular, owned by us, one link).
-    fn fix_file_mode(&self, dir: BorrowedFd<'_>, name: &OsStr, seen: &Meta) -> bool {
-        let Ok(fd) = self.resolver.open(
-            dir,
-            &[name],
-            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
-            Mode::empty(),
-        ) else {
-            return false;
-        };
-        let Ok(now) = Meta::of_fd(fd.as_fd()) else {
-            return false;
-        };
-        now.kind == Kind::File
-            && now.dev == seen.dev
-            && now.ino == seen.ino
-            && now.uid == self.expected_uid
-            && now.nlink == 1
-            && fchmod(&fd, Mode::from_bits_truncate(FILE_MODE)).is_ok()
+    // A listed entry always has a link; 0 would mean it went since the listing.
+    match verdict.links {
+        Some(0) => return,
+        Some(nlink) => report.push(path, Issue::HardLinked { nlink }, false),
+        None => {}
+    }
+    if let Some(uid) = verdict.wrong_owner {
+        report.push(
+            path,
+            Issue::WrongOwner {
+                uid,
+                expected: policy.expected_uid(),
+            },
+            false,
+        );
+    }
+    if let Some(size) = verdict.too_large {
+        report.push(
+            path,
+            Issue::TooLarge {
+                size,
+                max: policy.max(),
+            },
+            false,
+        );
+    }
+    if let Some(mode) = verdict.bad_mode {
+        let fixed = repair
+            && verdict.mode_is_repairable()
+            && secret_file::repair_mode(root, policy, dfd, entry_raw, &m);
+        report.push(
+            path,
+            Issue::WrongMode {
+                mode,
+                expected: FILE_MODE,
+            },
+            fixed,
+        );
     }
 }
 

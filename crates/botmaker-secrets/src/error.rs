@@ -66,7 +66,8 @@ pub enum SecretsError {
         /// What it is (`regular file`, `fifo`, …).
         kind: &'static str,
     },
-    /// A secret file or bot directory is open to group or other users.
+    /// A secret file's permission bits are not an accepted mode (`0600` or `0400`),
+    /// or a bot directory is writable by group or other users.
     #[error("{path} has mode {mode:04o}, expected {expected:04o} (run the store's repair, or chmod {expected:o} {path})", path = path.display())]
     InsecureMode {
         /// The entry.
@@ -170,6 +171,49 @@ pub enum SecretsError {
 }
 
 impl SecretsError {
+    /// Whether retrying the same call, unchanged, can succeed.
+    ///
+    /// - [`Raced`](Self::Raced): yes. Another process changed an entry while the
+    ///   operation ran (a bot directory deleted under a write, an entry swapped);
+    ///   the next attempt sees the new state.
+    /// - [`Io`](Self::Io): only for a transient system error: interrupted (`EINTR`),
+    ///   would block (`EAGAIN`), busy (`EBUSY`), timed out (`ETIMEDOUT`), or out of
+    ///   file descriptors (`EMFILE`, `ENFILE`), which others release. Not for a full
+    ///   disk or quota (`ENOSPC`, `EDQUOT`), a refused permission, a read-only
+    ///   filesystem or an I/O fault: those need an operator.
+    /// - Every other variant: no. Not found ([`NotFound`](Self::NotFound),
+    ///   [`BotNotFound`](Self::BotNotFound), [`PlatformNotFound`](Self::PlatformNotFound))
+    ///   stays so until someone writes it; a refused input ([`TooLarge`](Self::TooLarge),
+    ///   [`NotUtf8`](Self::NotUtf8), [`InvalidName`](Self::InvalidName),
+    ///   [`FileTooLarge`](Self::FileTooLarge), [`NotConfigured`](Self::NotConfigured))
+    ///   stays refused; a refused entry ([`Symlink`](Self::Symlink),
+    ///   [`NotRegularFile`](Self::NotRegularFile), [`NotADirectory`](Self::NotADirectory),
+    ///   [`InsecureMode`](Self::InsecureMode), [`WrongOwner`](Self::WrongOwner),
+    ///   [`HardLinked`](Self::HardLinked), [`InsecureRoot`](Self::InsecureRoot),
+    ///   [`Escapes`](Self::Escapes)) stays refused until it is fixed by hand.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Raced { .. } => true,
+            Self::Io { source, .. } => io_is_transient(source),
+            Self::NotFound { .. }
+            | Self::BotNotFound { .. }
+            | Self::TooLarge { .. }
+            | Self::Symlink { .. }
+            | Self::NotRegularFile { .. }
+            | Self::NotADirectory { .. }
+            | Self::InsecureMode { .. }
+            | Self::WrongOwner { .. }
+            | Self::HardLinked { .. }
+            | Self::InsecureRoot { .. }
+            | Self::NotUtf8 { .. }
+            | Self::NotConfigured { .. }
+            | Self::InvalidName { .. }
+            | Self::PlatformNotFound { .. }
+            | Self::FileTooLarge { .. }
+            | Self::Escapes { .. } => false,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: PathBuf, errno: nix::errno::Errno) -> Self {
         Self::Io {
             op,
@@ -179,5 +223,138 @@ impl SecretsError {
     }
 }
 
+/// Whether an operating system error may clear by itself (see
+/// [`SecretsError::is_retryable`]).
+fn io_is_transient(e: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    match e.raw_os_error() {
+        Some(code) => matches!(
+            Errno::from_raw(code),
+            Errno::EINTR
+                | Errno::EAGAIN
+                | Errno::EBUSY
+                | Errno::ETIMEDOUT
+                | Errno::EMFILE
+                | Errno::ENFILE
+        ),
+        None => matches!(
+            e.kind(),
+            std::io::ErrorKind::Interrupted
+                | std::io::ErrorKind::WouldBlock
+                | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
 /// Shorthand for this crate's results.
 pub type Result<T, E = SecretsError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(errno: nix::errno::Errno) -> SecretsError {
+        SecretsError::io("open", PathBuf::from("/s/x"), errno)
+    }
+
+    #[test]
+    fn only_races_and_transient_system_errors_are_retryable() {
+        use nix::errno::Errno;
+        let bot: BotId = "0192f5a4-1b2c-7d3e-8f40-112233445566".parse().unwrap();
+        let name = SecretName::parse("ai_api_key").unwrap();
+        let path = PathBuf::from("/s/x");
+        assert!(SecretsError::Raced { path: path.clone() }.is_retryable());
+        for e in [
+            Errno::EINTR,
+            Errno::EAGAIN,
+            Errno::EBUSY,
+            Errno::ETIMEDOUT,
+            Errno::EMFILE,
+            Errno::ENFILE,
+        ] {
+            assert!(io(e).is_retryable(), "{e}");
+        }
+        for e in [
+            Errno::ENOSPC,
+            Errno::EDQUOT,
+            Errno::EACCES,
+            Errno::EPERM,
+            Errno::EROFS,
+            Errno::EIO,
+            Errno::ENOENT,
+            Errno::EEXIST,
+        ] {
+            assert!(!io(e).is_retryable(), "{e}");
+        }
+        let kind_only = |kind| SecretsError::Io {
+            op: "read",
+            path: path.clone(),
+            source: std::io::Error::from(kind),
+        };
+        assert!(kind_only(std::io::ErrorKind::Interrupted).is_retryable());
+        assert!(!kind_only(std::io::ErrorKind::UnexpectedEof).is_retryable());
+        let refused = [
+            SecretsError::NotFound {
+                bot,
+                name: name.clone(),
+                path: path.clone(),
+            },
+            SecretsError::BotNotFound {
+                bot,
+                path: path.clone(),
+            },
+            SecretsError::TooLarge {
+                bot,
+                name: name.clone(),
+                size: 2,
+                max: 1,
+            },
+            SecretsError::Symlink { path: path.clone() },
+            SecretsError::NotRegularFile {
+                path: path.clone(),
+                kind: "fifo",
+            },
+            SecretsError::NotADirectory {
+                path: path.clone(),
+                kind: "regular file",
+            },
+            SecretsError::InsecureMode {
+                path: path.clone(),
+                mode: 0o644,
+                expected: 0o600,
+            },
+            SecretsError::WrongOwner {
+                path: path.clone(),
+                uid: 1,
+                expected: 0,
+            },
+            SecretsError::HardLinked {
+                path: path.clone(),
+                nlink: 2,
+            },
+            SecretsError::InsecureRoot {
+                path: path.clone(),
+                reason: "mode 0777 is world-writable".to_owned(),
+                fix: "chmod 700 /s".to_owned(),
+            },
+            SecretsError::NotUtf8 { bot, name },
+            SecretsError::NotConfigured {
+                what: "CREDENTIALS_DIRECTORY is not set".to_owned(),
+            },
+            SecretsError::InvalidName {
+                name: "..".to_owned(),
+                reason: "not a plain file name",
+            },
+            SecretsError::PlatformNotFound { path: path.clone() },
+            SecretsError::FileTooLarge {
+                path: path.clone(),
+                size: 2,
+                max: 1,
+            },
+            SecretsError::Escapes { path },
+        ];
+        for e in refused {
+            assert!(!e.is_retryable(), "{e}");
+        }
+    }
+}

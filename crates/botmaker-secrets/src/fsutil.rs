@@ -1,129 +1,21 @@
-//! Descriptor-relative filesystem helpers shared by the store and the platform module.
+//! Filesystem helpers shared by the store's modules and the platform module: what
+//! `fstat` says about an entry ([`Meta`]), directory listings, bounded reads, and the
+//! unique names of the store's own short-lived entries (temporary files, trash).
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt as _;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
+use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
-use nix::unistd::{UnlinkatFlags, unlinkat};
 use zeroize::Zeroizing;
-
-/// How paths beneath a directory descriptor are resolved without following symlinks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Resolver {
-    /// `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`.
-    Openat2,
-    /// `openat` with `O_NOFOLLOW` on each component (kernels before 5.6, or seccomp
-    /// filters that refuse `openat2`).
-    NoFollow,
-}
-
-impl Resolver {
-    /// Asks the kernel once whether `openat2` works here.
-    pub(crate) fn probe(dir: BorrowedFd<'_>) -> Self {
-        let how = OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
-        match openat2(dir, ".", how) {
-            Ok(_) => Self::Openat2,
-            // ENOSYS: old kernel; EPERM: a seccomp filter (older Docker profiles).
-            // Anything else unexpected: the fallback is equally safe.
-            Err(_) => Self::NoFollow,
-        }
-    }
-
-    /// Opens `components` (plain names, already validated) beneath `dir` without
-    /// following a symlink anywhere: `ELOOP` if any component is one.
-    pub(crate) fn open(
-        self,
-        dir: BorrowedFd<'_>,
-        components: &[&OsStr],
-        flags: OFlag,
-        mode: Mode,
-    ) -> nix::Result<OwnedFd> {
-        let flags = flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
-        match self {
-            Self::Openat2 => {
-                let mut how = OpenHow::new()
-                    .flags(flags)
-                    .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
-                if flags.contains(OFlag::O_CREAT) {
-                    how = how.mode(mode);
-                }
-                // One component (every hot path): no path to assemble.
-                if let [only] = components {
-                    return openat2(dir, *only, how);
-                }
-                let mut path = OsString::new();
-                for (i, c) in components.iter().enumerate() {
-                    if i > 0 {
-                        path.push("/");
-                    }
-                    path.push(c);
-                }
-                openat2(dir, path.as_os_str(), how)
-            }
-            Self::NoFollow => {
-                let Some((last, parents)) = components.split_last() else {
-                    return Err(Errno::EINVAL);
-                };
-                let mut held: Option<OwnedFd> = None;
-                for c in parents {
-                    let at = held.as_ref().map_or(dir, AsFd::as_fd);
-                    let next = openat(
-                        at,
-                        *c,
-                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                        Mode::empty(),
-                    )?;
-                    held = Some(next);
-                }
-                let at = held.as_ref().map_or(dir, AsFd::as_fd);
-                openat(at, *last, flags, mode)
-            }
-        }
-    }
-
-    /// Opens a directory beneath `dir` as an `O_PATH` descriptor: enough for `fstat`
-    /// and for opening beneath it, cheaper to open than a readable one (no `fsync`,
-    /// no listing). A symlink at the last component is refused (`ENOTDIR`) like any
-    /// other non-directory.
-    pub(crate) fn open_dir_path(
-        self,
-        dir: BorrowedFd<'_>,
-        components: &[&OsStr],
-    ) -> nix::Result<OwnedFd> {
-        self.open(
-            dir,
-            components,
-            OFlag::O_PATH | OFlag::O_DIRECTORY,
-            Mode::empty(),
-        )
-    }
-
-    /// Opens a directory beneath `dir` (read-only, for `fstat`, `fsync`, `*at` calls).
-    pub(crate) fn open_dir(
-        self,
-        dir: BorrowedFd<'_>,
-        components: &[&OsStr],
-    ) -> nix::Result<OwnedFd> {
-        self.open(
-            dir,
-            components,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-            Mode::empty(),
-        )
-    }
-}
 
 /// What kind of filesystem object an entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,97 +168,6 @@ pub(crate) fn read_bounded(
     Ok(Ok(buf))
 }
 
-/// Fills `buf` from the start of `file` with `pread`s (the file's offset does not move)
-/// and checks that the file ends there: `Ok(true)` when it holds exactly `buf.len()`
-/// bytes, `Ok(false)` when it turned out shorter or longer (it changed after its
-/// `fstat`: the caller reads it again with [`read_bounded`]). The same two syscalls as
-/// a read and its end-of-file read, without a buffer to copy from and zero.
-pub(crate) fn read_exact_size(file: &File, buf: &mut [u8]) -> std::io::Result<bool> {
-    let mut filled = 0usize;
-    while filled < buf.len() {
-        match file.read_at(&mut buf[filled..], filled as u64) {
-            Ok(0) => return Ok(false),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let mut probe = Zeroizing::new([0u8; 1]);
-    loop {
-        match file.read_at(&mut probe[..], filled as u64) {
-            Ok(0) => return Ok(true),
-            Ok(_) => return Ok(false),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Removes the entry `name` in `dir` and, if it is a directory, everything beneath it,
-/// descriptor-relative and without following symlinks (a symlink is unlinked as a
-/// link). Entries that vanish meanwhile are fine. Returns the number of entries removed.
-pub(crate) fn remove_tree(
-    resolver: Resolver,
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    depth: usize,
-) -> nix::Result<usize> {
-    const MAX_DEPTH: usize = 32;
-    // A writer that opened the directory before it was renamed to the trash can still
-    // create a temporary file (and rename it into place) in it: empty it again while
-    // the removal of the directory finds it not empty, a bounded number of times.
-    const MAX_ROUNDS: usize = 64;
-    match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
-        Ok(()) => return Ok(1),
-        Err(Errno::ENOENT) => return Ok(0),
-        Err(Errno::EISDIR | Errno::EPERM) => {}
-        Err(e) => return Err(e),
-    }
-    if depth >= MAX_DEPTH {
-        return Err(Errno::ELOOP);
-    }
-    let sub = match resolver.open_dir(dir, &[name]) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let mut removed = 0;
-    for _ in 0..MAX_ROUNDS {
-        for child in list_names(sub.as_fd())? {
-            removed += remove_tree(resolver, sub.as_fd(), &child, depth + 1)?;
-        }
-        match unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
-            Ok(()) => return Ok(removed + 1),
-            Err(Errno::ENOENT) => return Ok(removed),
-            Err(Errno::ENOTEMPTY | Errno::EEXIST) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Errno::ENOTEMPTY)
-}
-
-/// Whether a trash entry (`.trash-<bot id>-<pid>-<token>-<seq>`) was left by a deletion
-/// that is no longer running: its process is gone (see [`is_stale`]). A deletion in
-/// progress in another process or thread must not have its trash removed under it.
-/// Names of any other shape count as stale (we never made them).
-pub(crate) fn is_stale_trash(name: &str) -> bool {
-    const ID_AND_DASH: usize = botmaker_domain::BotId::LEN + 1;
-    match name.strip_prefix(TRASH_PREFIX) {
-        Some(rest) => rest
-            .get(ID_AND_DASH..)
-            .is_none_or(|tail| is_stale(tail, "")),
-        None => false,
-    }
-}
-
-/// Prefix of the store's temporary files (no [`SecretName`](botmaker_domain::SecretName)
-/// can start with `.`).
-pub(crate) const TEMP_PREFIX: &str = ".tmp-";
-/// Prefix of bot directories being deleted.
-pub(crate) const TRASH_PREFIX: &str = ".trash-";
-/// The directory quarantined bots are moved into.
-pub(crate) const QUARANTINE_DIR: &str = ".quarantine";
-
 /// A random number chosen once per process, so that names made by a process that has
 /// since died (even one that had the same pid, as pid 1 in a container does) can be
 /// told apart from names made by this one.
@@ -426,37 +227,7 @@ pub(crate) fn is_stale(name: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_exact_size_read_checks_the_end_and_leaves_the_offset() {
-        use std::io::{Read as _, Write as _};
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, b"0123456789").unwrap();
-        let mut file = File::open(&path).unwrap();
-        // Exactly the size: read, and the file ends there.
-        let mut buf = [0u8; 10];
-        assert!(read_exact_size(&file, &mut buf).unwrap());
-        assert_eq!(&buf, b"0123456789");
-        // The file grew or shrank since its size was taken: not a value.
-        assert!(!read_exact_size(&file, &mut [0u8; 9]).unwrap());
-        assert!(!read_exact_size(&file, &mut [0u8; 11]).unwrap());
-        // An empty file of size 0.
-        File::create(dir.path().join("e")).unwrap();
-        let empty = File::open(dir.path().join("e")).unwrap();
-        assert!(read_exact_size(&empty, &mut []).unwrap());
-        // The offset did not move: a read from the start still sees everything.
-        let mut all = Vec::new();
-        file.read_to_end(&mut all).unwrap();
-        assert_eq!(all, b"0123456789");
-        // Appended after the size was taken: the probe sees it.
-        let mut appending = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap();
-        appending.write_all(b"x").unwrap();
-        assert!(!read_exact_size(&file, &mut [0u8; 10]).unwrap());
-    }
+    use crate::secret_file::TEMP_PREFIX;
 
     #[test]
     fn own_names_are_live_and_foreign_ones_stale() {

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use botmaker_domain::{BotId, SecretName};
-//! use botmaker_secrets::SecretsStore;
+//! use botmaker_secrets::{SecretsError, SecretsStore};
 //! use secrecy::ExposeSecret;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,12 +20,19 @@
 //!
 //! // The admin side: text input loses one trailing newline (`echo key | …`).
 //! store.write_str(&bot, &key, "sk-test-123\n")?;
-//! assert!(store.missing_required(&bot)?.iter().any(|n| n.as_str() == "channel_token"));
+//! // Which secrets a bot needs is the caller's rule; the store says which it lacks.
+//! let needed: [SecretName; 2] = [key.clone(), "channel_token".parse()?];
+//! assert_eq!(store.missing(&bot, &needed)?, ["channel_token".parse::<SecretName>()?]);
 //!
 //! // The service side.
 //! let api_key = store.read_string(&bot, &key)?;
 //! assert_eq!(api_key.expose_secret(), "sk-test-123");
 //! assert_eq!(format!("{:?}", store.read(&bot, &key)?), "SecretValue(<redacted>)");
+//!
+//! // Rotation replaces a secret that exists; a missing one is refused, not created.
+//! store.replace(&bot, &key, b"sk-test-456")?;
+//! let config: SecretName = SecretName::CHANNEL_CONFIG.parse()?;
+//! assert!(matches!(store.replace(&bot, &config, b"{}"), Err(SecretsError::NotFound { .. })));
 //!
 //! // Listing shows metadata only.
 //! let listed = store.list(&bot)?;
@@ -66,17 +73,21 @@
 //! - Writes: a `0600` temporary file (a `.tmp-` name no secret can have), write,
 //!   `fsync`, `renameat` over the secret, `fsync` the directory. Never `umask()`:
 //!   modes are set with `fchmod` on the new descriptor.
-//! - Reads: opened `O_NOFOLLOW|O_NONBLOCK`, `fstat` first (regular file, owner, no
-//!   group/other bits, one link, size cap), then a bounded read into a zeroizing buffer.
+//! - Reads: opened `O_NOFOLLOW|O_NONBLOCK`, `fstat` first (regular file, owner, mode
+//!   `0600` or `0400`, one link, size cap), then a bounded read into a zeroizing buffer.
+//!   One file policy decides this for reads, writes, the audit and the repair alike.
 //! - Deleting a bot renames its directory to a trash name first; leftovers of
 //!   interrupted writes and deletions are swept when the store is opened.
 //! - [`SecretsStore::audit`] reports drift; [`SecretsStore::repair`] fixes modes (by
 //!   `fchmod` on a checked descriptor) and leftovers, and only reports the rest.
 
 mod audit;
+mod bot_dir;
 mod error;
 mod fsutil;
 pub mod platform;
+mod root;
+mod secret_file;
 mod store;
 mod value;
 

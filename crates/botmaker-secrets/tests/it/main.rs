@@ -1,5 +1,6 @@
 //! Integration tests of botmaker-secrets: names, a model-based test, attacks, modes
-//! and owners, crashes, audit/repair, platform mounts, redaction.
+//! and owners, the file policy, replace, crashes, audit/repair, platform mounts,
+//! redaction.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,4 +21,6 @@ mod model;
 mod modes;
 mod names;
 mod platform;
+mod policy;
 mod redaction;
+mod replace;
