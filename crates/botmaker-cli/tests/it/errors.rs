@@ -281,5 +281,9 @@ fn a_database_with_pending_migrations_names_the_commands_that_migrate() {
             "{args:?}"
         );
     }
-    assert_eq!(std::fs::read(env.db()).unwrap(), b"", "openers never migrate");
+    assert_eq!(
+        std::fs::read(env.db()).unwrap(),
+        b"",
+        "openers never migrate"
+    );
 }
