@@ -79,7 +79,7 @@ fn bot(bm: &Botmaker, cmd: BotCommand, out: &mut impl Write) -> Result<Outcome> 
             }
         }
         BotCommand::Show { bot, json } => {
-            let bot = bm.resolve(&bot.parse()?)?;
+            let bot = resolve(bm, &bot)?;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&bot)?)?;
             } else {
@@ -88,13 +88,12 @@ fn bot(bm: &Botmaker, cmd: BotCommand, out: &mut impl Write) -> Result<Outcome> 
         }
         BotCommand::SetStatus { bot, status } => {
             let to = BotStatus::parse(&status)?;
-            let reference: BotRef = bot.parse()?;
-            let before = bm.resolve(&reference)?;
-            let after = bm.set_status(&BotRef::Id(before.id), to)?;
+            let before = resolve(bm, &bot)?;
+            let after = bm.set_status(&before, to)?;
             writeln!(out, "{}: {} -> {}", after.name, before.status, after.status)?;
         }
         BotCommand::Delete { bot } => {
-            let deleted = bm.delete_bot(&bot.parse()?)?;
+            let deleted = bm.delete_bot(&resolve(bm, &bot)?)?;
             writeln!(out, "deleted bot {} ({})", deleted.name, deleted.id)?;
         }
     }
@@ -104,6 +103,8 @@ fn bot(bm: &Botmaker, cmd: BotCommand, out: &mut impl Write) -> Result<Outcome> 
 fn secret(bm: &Botmaker, cmd: SecretCommand, out: &mut impl Write) -> Result<Outcome> {
     match cmd {
         SecretCommand::Set { bot, name } => {
+            // Parse both arguments before the lookup, so a bad secret name is
+            // reported even for a bot that does not exist.
             let reference: BotRef = bot.parse()?;
             let name = SecretName::parse(&name)?;
             let bot = bm.resolve(&reference)?;
@@ -115,7 +116,7 @@ fn secret(bm: &Botmaker, cmd: SecretCommand, out: &mut impl Write) -> Result<Out
                     bot.name
                 );
             }
-            bm.set_secret(&BotRef::Id(bot.id), &name, trimmed)?;
+            bm.set_secret(&bot, &name, trimmed)?;
             writeln!(
                 out,
                 "set {name} for bot {} ({} bytes)",
@@ -124,14 +125,16 @@ fn secret(bm: &Botmaker, cmd: SecretCommand, out: &mut impl Write) -> Result<Out
             )?;
         }
         SecretCommand::Get { bot, name } => {
-            let value = bm.get_secret(&bot.parse()?, &SecretName::parse(&name)?)?;
+            let reference: BotRef = bot.parse()?;
+            let name = SecretName::parse(&name)?;
+            let value = bm.get_secret(&bm.resolve(&reference)?, &name)?;
             out.write_all(value.expose())?;
             if std::io::stdout().is_terminal() {
                 writeln!(out)?;
             }
         }
         SecretCommand::List { bot, json } => {
-            let metas = bm.list_secrets(&bot.parse()?)?;
+            let metas = bm.list_secrets(&resolve(bm, &bot)?)?;
             if json {
                 let rows: Vec<_> = metas
                     .iter()
@@ -163,11 +166,17 @@ fn secret(bm: &Botmaker, cmd: SecretCommand, out: &mut impl Write) -> Result<Out
             let reference: BotRef = bot.parse()?;
             let name = SecretName::parse(&name)?;
             let bot = bm.resolve(&reference)?;
-            bm.remove_secret(&BotRef::Id(bot.id), &name)?;
+            bm.remove_secret(&bot, &name)?;
             writeln!(out, "removed {name} from bot {}", bot.name)?;
         }
     }
     Ok(Outcome::Success)
+}
+
+/// The one lookup of a command's BOT argument (an id or a name); the facade's
+/// operations take the `Bot` it returns.
+fn resolve(bm: &Botmaker, bot: &str) -> Result<Bot> {
+    Ok(bm.resolve(&BotRef::parse(bot)?)?)
 }
 
 /// Reads standard input up to `max + 2` bytes (room for a trailing line ending) into a
@@ -219,7 +228,7 @@ fn print_table(bots: &[Bot], out: &mut impl Write) -> Result<()> {
 
 fn print_bot(bm: &Botmaker, b: &Bot, out: &mut impl Write) -> Result<()> {
     let container = b.container_id.as_ref().map_or("-", |c| c.as_str());
-    let missing = bm.missing_secrets(&BotRef::Id(b.id))?;
+    let missing = bm.missing_secrets(b)?;
     let missing = if missing.is_empty() {
         "none".to_owned()
     } else {

@@ -174,11 +174,54 @@ fn main() -> ExitCode {
         // `botmaker bot list | head -1`: the reader went away; not an error.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let message = format!("{e:#}").replace('\n', " ");
-            eprintln!("error: {message}");
+            eprintln!("{}", error_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The one line an error prints: `error: ` and the whole chain, then the command that
+/// helps, if there is one. The libraries' messages name no command (a library does not
+/// know which binary runs it); this binary knows its own commands and xtask's.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut message = format!("error: {e:#}").replace('\n', " ");
+    if let Some(hint) = command_hint(e) {
+        // MERGE: the guard only matters while botmaker-sqlite's messages still end
+        // with their hint; once they do not, `push_str` unconditionally.
+        if !message.ends_with(hint) {
+            message.push_str(hint);
+        }
+    }
+    message
+}
+
+/// The command that resolves an error, as a suffix of its line.
+fn command_hint(e: &anyhow::Error) -> Option<&'static str> {
+    use botmaker::Error;
+    use botmaker::sqlite::StoreError;
+    let store = |e: &StoreError| match e {
+        StoreError::Missing { .. } => {
+            Some("; create it with `cargo xtask migrate` or `botmaker migrate`")
+        }
+        StoreError::MigrationsPending { .. } => {
+            Some("; run `cargo xtask migrate` or `botmaker migrate`")
+        }
+        _ => None,
+    };
+    e.chain().find_map(|cause| {
+        if let Some(e) = cause.downcast_ref::<Error>() {
+            match e {
+                Error::OrphanSecrets { .. } => Some("; run `botmaker doctor --fix`"),
+                Error::Compensation { .. } => Some("; run `botmaker doctor`"),
+                // A transparent variant: the chain goes on with the store error's
+                // source, not the store error itself, so look inside here.
+                Error::Store(e) => store(e),
+                _ => None,
+            }
+        } else {
+            cause.downcast_ref::<StoreError>().and_then(store)
+        }
+    })
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -186,4 +229,72 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use botmaker::domain::BotId;
+    use botmaker::sqlite::StoreError;
+
+    use super::error_line;
+
+    fn line(e: impl Into<anyhow::Error>) -> String {
+        error_line(&e.into())
+    }
+
+    #[test]
+    fn command_hints_are_added_once_to_the_errors_they_resolve() {
+        let id: BotId = "0192f5a4-1b2c-7d3e-8f40-112233445566".parse().unwrap();
+        assert_eq!(
+            line(botmaker::Error::OrphanSecrets { id }),
+            "error: bot 0192f5a4-1b2c-7d3e-8f40-112233445566 already has a secrets \
+             directory but no database row; run `botmaker doctor --fix`"
+        );
+        let cause = botmaker::Error::from(botmaker::domain::RepoError::Corrupt {
+            detail: "a".to_owned(),
+        });
+        let cleanup = botmaker::Error::from(botmaker::domain::RepoError::Corrupt {
+            detail: "b".to_owned(),
+        });
+        assert_eq!(
+            line(botmaker::Error::Compensation {
+                cause: Box::new(cause),
+                cleanup: Box::new(cleanup),
+            }),
+            "error: store corrupt: a; cleaning up also failed (store corrupt: b); \
+             run `botmaker doctor`"
+        );
+        let path = PathBuf::from("/d/botmaker.db");
+        let missing = "error: database /d/botmaker.db does not exist; create it with \
+                       `cargo xtask migrate` or `botmaker migrate`";
+        // Reached through the facade (every command) and directly (the same line).
+        assert_eq!(
+            line(botmaker::Error::Store(StoreError::Missing {
+                path: path.clone()
+            })),
+            missing
+        );
+        assert_eq!(line(StoreError::Missing { path: path.clone() }), missing);
+        let pending = StoreError::MigrationsPending {
+            path,
+            db: 0,
+            code: 1,
+            pending: Vec::new(),
+        };
+        assert_eq!(
+            line(botmaker::Error::Store(pending)),
+            "error: database /d/botmaker.db has schema version 0, this code needs version 1 \
+             (0 migration(s) pending); run `cargo xtask migrate` or `botmaker migrate`"
+        );
+        // Errors that no command resolves get no hint.
+        let refused = botmaker::domain::DomainError::InvalidBotRef {
+            value: "../x".to_owned(),
+        };
+        assert_eq!(
+            line(botmaker::Error::from(refused)),
+            "error: \"../x\" is neither a bot id nor a bot name"
+        );
+    }
 }

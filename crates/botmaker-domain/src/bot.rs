@@ -1,5 +1,6 @@
 use crate::{
-    AiProvider, BotId, BotName, BotStatus, ChannelType, ContainerId, ModelName, Timestamp,
+    AiProvider, BotId, BotName, BotStatus, ChannelType, ContainerId, ModelName, SecretName,
+    Timestamp,
 };
 
 /// What it takes to register a bot. Every field is already validated by its type.
@@ -45,6 +46,12 @@ impl NewBot {
             channel_type,
         }
     }
+
+    /// The secrets this bot will need before it can start: see
+    /// [`AiProvider::required_secrets`].
+    pub fn required_secrets(&self) -> Vec<SecretName> {
+        self.ai_provider.required_secrets()
+    }
 }
 
 /// A registered bot, as a store returns it. It holds no secret: credentials live in
@@ -86,5 +93,14 @@ impl Bot {
             created_at: now,
             updated_at: now,
         }
+    }
+
+    /// The secrets this bot needs before it can start, in [`SecretName::REQUIRED`]
+    /// order. Which ones depends on its provider (see
+    /// [`AiProvider::required_secrets`]): every bot needs `channel_token` and
+    /// `channel_config`, and every provider but a self-hosted `ollama` also needs
+    /// `ai_api_key`.
+    pub fn required_secrets(&self) -> Vec<SecretName> {
+        self.ai_provider.required_secrets()
     }
 }

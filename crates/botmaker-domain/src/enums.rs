@@ -1,7 +1,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{DomainError, shown};
+use crate::{DomainError, SecretName, shown};
 
 /// A closed enumeration spelled as lowercase strings: the enum, `ALL`, `as_str`,
 /// `Display`, `FromStr` and `TryFrom<&str>`, from one list so they cannot drift.
@@ -76,6 +76,27 @@ string_enum! {
         Mistral = "mistral",
         /// Azure OpenAI Service.
         AzureOpenAi = "azure-openai",
+    }
+}
+
+impl AiProvider {
+    /// Whether a bot of this provider needs an `ai_api_key` secret. Every hosted
+    /// provider authenticates with a key; a self-hosted [`AiProvider::Ollama`] server
+    /// has none, so requiring one would leave such a bot reported as incomplete
+    /// forever, for a secret it cannot have.
+    pub const fn requires_api_key(self) -> bool {
+        !matches!(self, Self::Ollama)
+    }
+
+    /// The secrets a bot of this provider needs before it can start, in
+    /// [`SecretName::REQUIRED`] order: `ai_api_key` when
+    /// [`requires_api_key`](Self::requires_api_key), then `channel_token` and
+    /// `channel_config`, which every channel needs.
+    pub fn required_secrets(self) -> Vec<SecretName> {
+        SecretName::required()
+            .into_iter()
+            .filter(|name| self.requires_api_key() || name.as_str() != SecretName::AI_API_KEY)
+            .collect()
     }
 }
 

@@ -42,6 +42,21 @@
 //! "newer than the code" instead of failing on a value it cannot decode. Model names
 //! are open (providers publish new ones daily) and only validated for shape.
 //!
+//! # Required secrets
+//! Which secrets a bot needs before it can start is a rule of the domain, not of a
+//! store: [`Bot::required_secrets`] (the same on [`NewBot`] and [`AiProvider`]). Every
+//! bot needs `channel_token` and `channel_config`; every provider but `ollama` also
+//! needs `ai_api_key`. A self-hosted Ollama server has no API key, so an `ollama` bot
+//! is complete without one.
+//!
+//! ```
+//! use botmaker_domain::AiProvider;
+//!
+//! let names = |p: AiProvider| p.required_secrets().iter().map(|n| n.to_string()).collect::<Vec<_>>();
+//! assert_eq!(names(AiProvider::OpenAi), ["ai_api_key", "channel_token", "channel_config"]);
+//! assert_eq!(names(AiProvider::Ollama), ["channel_token", "channel_config"]);
+//! ```
+//!
 //! # Features
 //! - `serde`: `Serialize`/`Deserialize` for every type, as its canonical string
 //!   (and [`Bot`] as an object with those strings).

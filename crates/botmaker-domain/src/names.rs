@@ -147,13 +147,16 @@ impl SecretName {
     /// The longest secret name accepted.
     pub const MAX_LEN: usize = 64;
 
-    /// The AI provider's API key (required for every bot).
+    /// The AI provider's API key (required unless the provider needs none: see
+    /// [`AiProvider::requires_api_key`](crate::AiProvider::requires_api_key)).
     pub const AI_API_KEY: &'static str = "ai_api_key";
     /// The chat channel's token (required for every bot).
     pub const CHANNEL_TOKEN: &'static str = "channel_token";
     /// The chat channel's configuration, a JSON document (required for every bot).
     pub const CHANNEL_CONFIG: &'static str = "channel_config";
-    /// The secrets every bot must have before it can start.
+    /// Every secret name a bot can be required to have, in the order reports list
+    /// them. Which of them a given bot needs depends on its provider:
+    /// [`Bot::required_secrets`](crate::Bot::required_secrets).
     pub const REQUIRED: [&'static str; 3] =
         [Self::AI_API_KEY, Self::CHANNEL_TOKEN, Self::CHANNEL_CONFIG];
 
@@ -184,7 +187,7 @@ impl SecretName {
         Ok(Self(value.to_owned()))
     }
 
-    /// The three required names, as values.
+    /// [`SecretName::REQUIRED`], as values.
     pub fn required() -> [SecretName; 3] {
         Self::REQUIRED.map(|n| SecretName(n.to_owned()))
     }

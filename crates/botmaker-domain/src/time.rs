@@ -2,6 +2,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime};
+
 use crate::{DomainError, shown};
 
 /// A point in time, UTC, with microsecond precision: microseconds since the Unix
@@ -15,11 +19,21 @@ use crate::{DomainError, shown};
 pub struct Timestamp(i64);
 
 const MICROS_PER_SEC: i64 = 1_000_000;
-const SECS_PER_DAY: i64 = 86_400;
+const NANOS_PER_MICRO: i128 = 1_000;
 /// 0001-01-01T00:00:00Z in microseconds since the epoch.
 const MIN_MICROS: i64 = -62_135_596_800 * MICROS_PER_SEC;
 /// 9999-12-31T23:59:59.999999Z in microseconds since the epoch.
 const MAX_MICROS: i64 = 253_402_300_800 * MICROS_PER_SEC - 1;
+
+/// The one rendering, for `time` to format: four-digit year, `T`, six fraction digits,
+/// `Z`. Fixed width, so the strings sort like the times they name.
+const FORMAT: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+/// The date and the time-of-day halves of [`FORMAT`], parsed apart so that a refusal
+/// can say which half names nothing.
+const DATE: &[BorrowedFormatItem<'_>] = format_description!("[year]-[month]-[day]");
+const TIME_OF_DAY: &[BorrowedFormatItem<'_>] =
+    format_description!("[hour]:[minute]:[second].[subsecond digits:6]");
 
 impl Timestamp {
     /// The Unix epoch.
@@ -58,8 +72,11 @@ impl Timestamp {
             value: shown(value),
             reason,
         };
-        let b = value.as_bytes();
+        // The shape is checked by hand first, so that every malformed input gets the
+        // same refusal ("expected …") before any calendar question is asked; `time`
+        // would name whichever component it failed to read first.
         let shape = b"dddd-dd-ddTdd:dd:dd.ddddddZ";
+        let b = value.as_bytes();
         if b.len() != shape.len()
             || !b.iter().zip(shape).all(|(c, s)| {
                 if *s == b'd' {
@@ -71,76 +88,36 @@ impl Timestamp {
         {
             return Err(err("expected YYYY-MM-DDTHH:MM:SS.ffffffZ"));
         }
-        let num = |r: std::ops::Range<usize>| {
-            b[r].iter()
-                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'))
-        };
-        let (year, month, day) = (num(0..4), num(5..7), num(8..10));
-        let (hour, minute, second, micro) = (num(11..13), num(14..16), num(17..19), num(20..26));
-        if year == 0 || !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-            return Err(err("no such date"));
-        }
-        if hour > 23 || minute > 59 || second > 59 {
-            return Err(err("no such time of day"));
-        }
-        let days = days_from_civil(year, month, day);
-        let secs = days * SECS_PER_DAY + hour * 3600 + minute * 60 + second;
-        Ok(Self(secs * MICROS_PER_SEC + micro))
+        // All ASCII now, so these byte ranges are character boundaries. The date is
+        // asked first: a string wrong in both halves is "no such date".
+        let date = value
+            .get(0..10)
+            .and_then(|d| Date::parse(d, DATE).ok())
+            // `time` knows a year 0 (1 BC); the supported range starts at 0001.
+            .filter(|d| d.year() >= 1)
+            .ok_or_else(|| err("no such date"))?;
+        let time = value
+            .get(11..26)
+            .and_then(|t| time::Time::parse(t, TIME_OF_DAY).ok())
+            .ok_or_else(|| err("no such time of day"))?;
+        let nanos = PrimitiveDateTime::new(date, time)
+            .assume_utc()
+            .unix_timestamp_nanos();
+        // Six fraction digits: a whole number of microseconds, and years 0001..=9999
+        // always fit an i64 of them.
+        i64::try_from(nanos / NANOS_PER_MICRO)
+            .map(Self)
+            .map_err(|_| err("outside years 0001 to 9999"))
     }
-}
-
-fn is_leap(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day count since 1970-01-01 (inverse of [`days_from_civil`]).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.0.div_euclid(MICROS_PER_SEC);
-        let micro = self.0.rem_euclid(MICROS_PER_SEC);
-        let days = secs.div_euclid(SECS_PER_DAY);
-        let tod = secs.rem_euclid(SECS_PER_DAY);
-        let (year, month, day) = civil_from_days(days);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micro:06}Z",
-            tod / 3600,
-            tod % 3600 / 60,
-            tod % 60
-        )
+        // Neither step can fail for a value in years 0001..=9999, which every
+        // constructor guarantees; an error here would be a broken invariant.
+        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * NANOS_PER_MICRO)
+            .map_err(|_| fmt::Error)?;
+        f.write_str(&at.format(FORMAT).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -153,6 +130,8 @@ impl FromStr for Timestamp {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -176,5 +155,96 @@ mod tests {
         assert!(Timestamp::parse("2025-02-29T00:00:00.000000Z").is_err());
         assert!(Timestamp::parse("2024-02-29T00:00:00.000000Z").is_ok());
         assert!(Timestamp::parse("2024-02-29 00:00:00Z").is_err());
+    }
+
+    /// The refusals and their messages, one per reason.
+    #[test]
+    fn refusals_name_the_value_and_the_reason() {
+        let message = |s: &str| Timestamp::parse(s).unwrap_err().to_string();
+        assert_eq!(
+            message("2024-02-29 00:00:00Z"),
+            "invalid timestamp \"2024-02-29 00:00:00Z\": expected YYYY-MM-DDTHH:MM:SS.ffffffZ"
+        );
+        for shape in [
+            "2024-02-29T00:00:00.00000Z",
+            "2024-02-29T00:00:00.000000z",
+            "2024-02-29t00:00:00.000000Z",
+            "2024-02-29T00:00:00.000000+00:00",
+            "+2024-02-29T00:00:00.000000Z",
+            "１９７０-01-01T00:00:00.000000Z",
+        ] {
+            assert!(
+                message(shape).ends_with("expected YYYY-MM-DDTHH:MM:SS.ffffffZ"),
+                "{shape}"
+            );
+        }
+        for date in [
+            // The microsecond before the range: a string the shape allows.
+            "0000-12-31T23:59:59.999999Z",
+            "2025-02-29T00:00:00.000000Z",
+            "2025-13-01T00:00:00.000000Z",
+            "2025-00-01T00:00:00.000000Z",
+            "2025-04-31T00:00:00.000000Z",
+            "2025-01-00T00:00:00.000000Z",
+            // Both halves wrong: the date is named.
+            "2025-02-30T24:00:00.000000Z",
+        ] {
+            assert_eq!(
+                message(date),
+                format!("invalid timestamp \"{date}\": no such date")
+            );
+        }
+        for time in [
+            "2025-01-01T24:00:00.000000Z",
+            "2025-01-01T00:60:00.000000Z",
+            "2016-12-31T23:59:60.000000Z",
+        ] {
+            assert_eq!(
+                message(time),
+                format!("invalid timestamp \"{time}\": no such time of day")
+            );
+        }
+        assert_eq!(
+            Timestamp::from_unix_micros(MIN_MICROS - 1)
+                .unwrap_err()
+                .to_string(),
+            "invalid timestamp \"-62135596800000001\": outside years 0001 to 9999"
+        );
+    }
+
+    fn any_supported() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            Just(MIN_MICROS),
+            Just(MAX_MICROS),
+            MIN_MICROS..=MIN_MICROS + 2 * 86_400 * MICROS_PER_SEC,
+            MAX_MICROS - 2 * 86_400 * MICROS_PER_SEC..=MAX_MICROS,
+            MIN_MICROS..=MAX_MICROS,
+        ]
+    }
+
+    proptest! {
+        /// Every supported value, the range ends included, renders in the one fixed
+        /// shape and parses back to itself.
+        #[test]
+        fn round_trips_over_the_whole_range(micros in any_supported()) {
+            let t = Timestamp::from_unix_micros(micros).unwrap();
+            let s = t.to_string();
+            prop_assert_eq!(s.len(), 27);
+            prop_assert!(s.ends_with('Z') && s.as_bytes()[19] == b'.', "{}", s);
+            prop_assert_eq!(Timestamp::parse(&s).unwrap(), t);
+            prop_assert_eq!(t.as_unix_micros(), micros);
+            prop_assert_eq!(s.parse::<Timestamp>().unwrap(), t);
+        }
+
+        /// Just outside the range (and anywhere beyond it) is refused.
+        #[test]
+        fn refuses_just_outside_the_range(k in 1i64..=86_400 * MICROS_PER_SEC, far in any::<i64>()) {
+            prop_assert!(Timestamp::from_unix_micros(MIN_MICROS - k).is_err());
+            prop_assert!(Timestamp::from_unix_micros(MAX_MICROS + k).is_err());
+            prop_assert_eq!(
+                Timestamp::from_unix_micros(far).is_ok(),
+                (MIN_MICROS..=MAX_MICROS).contains(&far)
+            );
+        }
     }
 }

@@ -16,6 +16,16 @@ use crate::{Config, Error, Result};
 /// in between can therefore only leave a secrets directory without a row, which
 /// [`Botmaker::doctor`] reports and `fix` quarantines (credentials are never deleted
 /// by the doctor).
+///
+/// # Bots are looked up once
+/// [`Botmaker::resolve`] is the one lookup: it turns a [`BotRef`] (an id or a name, as
+/// a user types it) into the [`Bot`] row. Every operation on an existing bot then
+/// takes that `&Bot` (not a `BotRef`), so a caller that resolved once pays no second
+/// lookup, and nothing can change between two lookups of the same command. A `&Bot`
+/// rather than a bare `BotId` because it shows the bot was looked up (an id alone
+/// could be a typo that `set_secret` would turn into an orphan directory) and because
+/// it carries the provider that [`Bot::required_secrets`] depends on. A caller holding
+/// a `BotRef` calls `resolve` first: `bm.set_secret(&bm.resolve(&r)?, &name, value)`.
 #[derive(Debug)]
 pub struct Botmaker {
     config: Config,
@@ -61,7 +71,8 @@ impl Botmaker {
         &self.secrets
     }
 
-    /// The bot a reference names, or [`RepoError::NotFound`].
+    /// The bot a reference names, or [`RepoError::NotFound`]: the one lookup, whose
+    /// result the operations below take.
     pub fn resolve(&self, bot: &BotRef) -> Result<Bot> {
         Ok(match bot {
             BotRef::Id(id) => self.store.get(id)?,
@@ -72,7 +83,8 @@ impl Botmaker {
     /// Registers a bot and writes its initial secrets. Afterwards both the row and the
     /// secrets directory exist, or neither does.
     pub fn create_bot(&self, new: &NewBot, secrets: &[(SecretName, &[u8])]) -> Result<Bot> {
-        // Refuse before touching the disk when the registry already says no.
+        // Refuse before touching the disk when the registry already says no: a taken id
+        // or name would otherwise write secrets only to remove them again.
         match self.store.get(&new.id) {
             Ok(_) => return Err(RepoError::IdTaken { id: new.id }.into()),
             Err(RepoError::NotFound { .. }) => {}
@@ -111,40 +123,45 @@ impl Botmaker {
         Ok(self.store.list(status)?)
     }
 
-    /// Changes a bot's status, if the lifecycle allows it.
-    pub fn set_status(&self, bot: &BotRef, to: BotStatus) -> Result<Bot> {
-        let id = self.resolve(bot)?.id;
-        Ok(self.store.set_status(&id, to)?)
+    /// Changes a bot's status, if the lifecycle allows it. Returns the updated bot.
+    pub fn set_status(&self, bot: &Bot, to: BotStatus) -> Result<Bot> {
+        Ok(self.store.set_status(&bot.id, to)?)
     }
 
-    /// Sets or clears a bot's container id.
-    pub fn set_container_id(&self, bot: &BotRef, container: Option<&ContainerId>) -> Result<Bot> {
-        let id = self.resolve(bot)?.id;
-        Ok(self.store.set_container_id(&id, container)?)
+    /// Sets or clears a bot's container id. Returns the updated bot.
+    pub fn set_container_id(&self, bot: &Bot, container: Option<&ContainerId>) -> Result<Bot> {
+        Ok(self.store.set_container_id(&bot.id, container)?)
     }
 
-    /// Deletes a bot: its row, then its secrets directory. Returns the deleted bot.
-    pub fn delete_bot(&self, bot: &BotRef) -> Result<Bot> {
-        let found = self.resolve(bot)?;
-        self.store.delete(&found.id)?;
-        match self.secrets.delete_bot(&found.id) {
-            Ok(()) | Err(SecretsError::BotNotFound { .. }) => Ok(found),
+    /// Deletes a bot: its row, then its secrets directory. Returns the bot as the
+    /// caller resolved it: the store's delete does not return the row, and reading it
+    /// again would cost the second lookup this signature exists to avoid.
+    ///
+    /// The row goes first so that a crash in between leaves only an orphan directory,
+    /// which the doctor quarantines; the reverse order would leave a registered bot
+    /// without its credentials.
+    pub fn delete_bot(&self, bot: &Bot) -> Result<Bot> {
+        self.store.delete(&bot.id)?;
+        match self.secrets.delete_bot(&bot.id) {
+            // No directory: a bot created without secrets, or a crash of an earlier
+            // delete after this step; either way there is nothing left to remove.
+            Ok(()) | Err(SecretsError::BotNotFound { .. }) => Ok(bot.clone()),
             Err(e) => Err(e.into()),
         }
     }
 
     /// Writes (or rotates: the same atomic replace) one secret of a registered bot.
-    pub fn set_secret(&self, bot: &BotRef, name: &SecretName, value: &[u8]) -> Result<()> {
-        let id = self.resolve(bot)?.id;
-        Ok(self.secrets.write(&id, name, value)?)
+    pub fn set_secret(&self, bot: &Bot, name: &SecretName, value: &[u8]) -> Result<()> {
+        Ok(self.secrets.write(&bot.id, name, value)?)
     }
 
     /// Replaces an existing secret of a registered bot with a new value (atomic and
     /// durable: readers see the old or the new value, never a mix). Unlike
     /// [`Botmaker::set_secret`] it refuses, with `SecretsError::NotFound`, a secret the bot
     /// does not have yet, so a typo in the name does not create a new secret.
-    pub fn rotate_secret(&self, bot: &BotRef, name: &SecretName, value: &[u8]) -> Result<()> {
-        let id = self.resolve(bot)?.id;
+    pub fn rotate_secret(&self, bot: &Bot, name: &SecretName, value: &[u8]) -> Result<()> {
+        let id = bot.id;
+        // MERGE: call self.secrets.replace(id, name, value) once botmaker-secrets has it
         if !self.secrets.list(&id)?.iter().any(|m| &m.name == name) {
             let path = self
                 .secrets
@@ -162,32 +179,48 @@ impl Botmaker {
     }
 
     /// Reads one secret of a registered bot.
-    pub fn get_secret(&self, bot: &BotRef, name: &SecretName) -> Result<SecretValue> {
-        let id = self.resolve(bot)?.id;
-        Ok(self.secrets.read(&id, name)?)
+    pub fn get_secret(&self, bot: &Bot, name: &SecretName) -> Result<SecretValue> {
+        Ok(self.secrets.read(&bot.id, name)?)
     }
 
     /// The secrets of a registered bot: names, sizes, modes; never values.
-    pub fn list_secrets(&self, bot: &BotRef) -> Result<Vec<SecretMeta>> {
-        let id = self.resolve(bot)?.id;
-        match self.secrets.list(&id) {
+    pub fn list_secrets(&self, bot: &Bot) -> Result<Vec<SecretMeta>> {
+        match self.secrets.list(&bot.id) {
+            // A bot created without secrets has no directory yet: it has none.
             Err(SecretsError::BotNotFound { .. }) => Ok(Vec::new()),
             other => Ok(other?),
         }
     }
 
     /// Removes one secret of a registered bot.
-    pub fn remove_secret(&self, bot: &BotRef, name: &SecretName) -> Result<()> {
-        let id = self.resolve(bot)?.id;
-        Ok(self.secrets.remove(&id, name)?)
+    pub fn remove_secret(&self, bot: &Bot, name: &SecretName) -> Result<()> {
+        Ok(self.secrets.remove(&bot.id, name)?)
     }
 
-    /// The required secrets ([`SecretName::REQUIRED`]) a registered bot lacks.
-    pub fn missing_secrets(&self, bot: &BotRef) -> Result<Vec<SecretName>> {
-        let id = self.resolve(bot)?.id;
-        match self.secrets.missing_required(&id) {
-            Err(SecretsError::BotNotFound { .. }) => Ok(SecretName::required().to_vec()),
+    /// The secrets a registered bot needs ([`Bot::required_secrets`], which depends
+    /// on its provider) and lacks, in [`SecretName::REQUIRED`] order.
+    pub fn missing_secrets(&self, bot: &Bot) -> Result<Vec<SecretName>> {
+        match missing_secrets(&self.secrets, bot) {
+            // A bot created without secrets has no directory yet: it lacks them all.
+            Err(SecretsError::BotNotFound { .. }) => Ok(bot.required_secrets()),
             other => Ok(other?),
         }
     }
+}
+
+/// The bot's required secrets that its directory does not hold; shared by
+/// [`Botmaker::missing_secrets`] and the doctor, which reports a missing directory
+/// differently.
+// MERGE: botmaker-secrets gains `SecretsStore::missing(&BotId, &[SecretName])`; this
+// may become `secrets.missing(&bot.id, &bot.required_secrets())`.
+pub(crate) fn missing_secrets(
+    secrets: &SecretsStore,
+    bot: &Bot,
+) -> Result<Vec<SecretName>, SecretsError> {
+    let present = secrets.list(&bot.id)?;
+    Ok(bot
+        .required_secrets()
+        .into_iter()
+        .filter(|name| !present.iter().any(|m| &m.name == name))
+        .collect())
 }

@@ -20,21 +20,68 @@ pub enum Error {
     #[error(transparent)]
     Secrets(#[from] botmaker_secrets::SecretsError),
     /// A new bot's id already has a secrets directory (left over from an earlier bot
-    /// or a crash); nothing was changed. `botmaker doctor --fix` quarantines it.
-    #[error(
-        "bot {id} already has a secrets directory but no database row; run `botmaker doctor --fix`"
-    )]
+    /// or a crash); nothing was changed. The doctor's `fix` quarantines it. The
+    /// message names no command: which one applies is the caller's to say (the CLI
+    /// adds it).
+    #[error("bot {id} already has a secrets directory but no database row")]
     OrphanSecrets {
         /// The id.
         id: BotId,
     },
     /// Creating a bot failed and undoing its partial effects failed too: the doctor
-    /// reports (and `--fix` repairs) what is left.
-    #[error("{cause}; cleaning up also failed ({cleanup}); run `botmaker doctor`")]
+    /// reports (and its `fix` repairs) what is left.
+    #[error("{cause}; cleaning up also failed ({cleanup})")]
     Compensation {
         /// The first failure.
         cause: Box<Error>,
         /// The failure of the clean-up.
         cleanup: Box<Error>,
     },
+}
+
+impl Error {
+    /// Whether retrying the same call, unchanged, can succeed: the failing layer's own
+    /// answer. The facade's own errors are not retryable: an orphan directory stays
+    /// until the doctor quarantines it, and a failed clean-up leaves one behind.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Domain(e) => e.is_retryable(),
+            Self::Repo(e) => e.is_retryable(),
+            #[cfg(feature = "sqlite")]
+            Self::Store(_e) => {
+                // MERGE: enable once botmaker-sqlite has StoreError::is_retryable:
+                // _e.is_retryable()
+                false
+            }
+            #[cfg(feature = "secrets")]
+            Self::Secrets(_e) => {
+                // MERGE: enable once botmaker-secrets has SecretsError::is_retryable:
+                // _e.is_retryable()
+                false
+            }
+            Self::OrphanSecrets { .. } | Self::Compensation { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_is_the_failing_layers_answer() {
+        let busy = Error::from(RepoError::Busy {
+            operation: "create",
+            waited_ms: 5000,
+        });
+        assert!(busy.is_retryable());
+        let refused = Error::from(DomainError::InvalidBotRef {
+            value: "../x".to_owned(),
+        });
+        assert!(!refused.is_retryable());
+        let missing = Error::from(RepoError::NotFound {
+            bot: botmaker_domain::BotRef::Id(BotId::generate()),
+        });
+        assert!(!missing.is_retryable());
+    }
 }

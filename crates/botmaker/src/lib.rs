@@ -17,7 +17,8 @@ mod migrate;
 
 #[cfg(all(feature = "sqlite", feature = "secrets"))]
 pub use botmaker::Botmaker;
-/// Moved to the domain crate; re-exported here so `botmaker::BotRef` keeps working.
+/// How a caller names a bot (an id or a name), for `Botmaker::resolve`; defined in
+/// the domain crate, whose `RepoError::NotFound` carries one.
 pub use botmaker_domain::BotRef;
 pub use config::{Config, DATABASE_FILE};
 #[cfg(all(feature = "sqlite", feature = "secrets"))]

@@ -109,7 +109,7 @@ pub(crate) fn worker(bm: &Botmaker, tag: &str, deadline: Deadline, rng: &mut Rng
                 .filter(|t| from.can_transition_to(*t))
                 .collect();
             let to = *rng.pick(&targets);
-            match bm.set_status(&by, to) {
+            match bm.resolve(&by).and_then(|bot| bm.set_status(&bot, to)) {
                 Ok(bot) if bot.status == to => {
                     if let Some(o) = mine.get_mut(&id) {
                         o.status = to;
@@ -123,7 +123,10 @@ pub(crate) fn worker(bm: &Botmaker, tag: &str, deadline: Deadline, rng: &mut Rng
         } else if roll < 65 {
             let n = rng.index(names.len());
             let value = format!("{tag}-{counter}-{}", rng.next_u64()).into_bytes();
-            match bm.set_secret(&by, &names[n], &value) {
+            match bm
+                .resolve(&by)
+                .and_then(|bot| bm.set_secret(&bot, &names[n], &value))
+            {
                 Ok(()) => {
                     if let Some(o) = mine.get_mut(&id) {
                         o.secrets.insert(n, value);
@@ -134,7 +137,11 @@ pub(crate) fn worker(bm: &Botmaker, tag: &str, deadline: Deadline, rng: &mut Rng
         } else if roll < 80 {
             let owned = &mine[&id];
             let n = rng.index(names.len());
-            match (bm.get_secret(&by, &names[n]), owned.secrets.get(&n)) {
+            match (
+                bm.resolve(&by)
+                    .and_then(|bot| bm.get_secret(&bot, &names[n])),
+                owned.secrets.get(&n),
+            ) {
                 (Ok(v), Some(want)) if v.expose() == want.as_slice() => {}
                 (Err(Error::Secrets(botmaker::secrets::SecretsError::NotFound { .. })), None) => {}
                 (Ok(v), want) => r.failures.push(format!(
@@ -156,7 +163,7 @@ pub(crate) fn worker(bm: &Botmaker, tag: &str, deadline: Deadline, rng: &mut Rng
                 Err(e) => r.error("resolve", &e),
             }
         } else if roll < 97 {
-            match bm.delete_bot(&by) {
+            match bm.resolve(&by).and_then(|bot| bm.delete_bot(&bot)) {
                 Ok(_) => {
                     mine.remove(&id);
                     gone.push(id);
@@ -197,7 +204,10 @@ pub(crate) fn worker(bm: &Botmaker, tag: &str, deadline: Deadline, rng: &mut Rng
             Err(e) => r.error("final resolve", &e),
         }
         for (n, want) in &owned.secrets {
-            match bm.get_secret(&BotRef::Id(*id), &names[*n]) {
+            match bm
+                .resolve(&BotRef::Id(*id))
+                .and_then(|bot| bm.get_secret(&bot, &names[*n]))
+            {
                 Ok(v) if v.expose() == want.as_slice() => {}
                 Ok(_) => r.failures.push(format!(
                     "lost write: secret {} of {}",

@@ -145,14 +145,20 @@ pub(crate) fn child(args: &[String]) -> Result<()> {
                 bm.create_bot(&new, &secrets)
                     .map(|_| ids.push((*id, BotStatus::Created)))
             }
-            Op::Rotate(id, n, g) => bm.set_secret(&BotRef::Id(*id), &names[*n], &value(id, *n, *g)),
-            Op::Status(id, s) => bm.set_status(&BotRef::Id(*id), *s).map(|_| {
-                if let Some(e) = ids.iter_mut().find(|(i, _)| i == id) {
-                    e.1 = *s;
-                }
-            }),
+            Op::Rotate(id, n, g) => bm
+                .resolve(&BotRef::Id(*id))
+                .and_then(|bot| bm.set_secret(&bot, &names[*n], &value(id, *n, *g))),
+            Op::Status(id, s) => bm
+                .resolve(&BotRef::Id(*id))
+                .and_then(|bot| bm.set_status(&bot, *s))
+                .map(|_| {
+                    if let Some(e) = ids.iter_mut().find(|(i, _)| i == id) {
+                        e.1 = *s;
+                    }
+                }),
             Op::Delete(id) => bm
-                .delete_bot(&BotRef::Id(*id))
+                .resolve(&BotRef::Id(*id))
+                .and_then(|bot| bm.delete_bot(&bot))
                 .map(|_| ids.retain(|(i, _)| i != id)),
         };
         if let Err(e) = result {
@@ -217,7 +223,10 @@ fn verify(
     for bot in bm.list_bots(None)? {
         let mut secrets = [0u64; 3];
         for (n, name) in names.iter().enumerate() {
-            match bm.get_secret(&BotRef::Id(bot.id), name) {
+            match bm
+                .resolve(&BotRef::Id(bot.id))
+                .and_then(|bot| bm.get_secret(&bot, name))
+            {
                 Ok(v) => {
                     let text = String::from_utf8_lossy(v.expose()).into_owned();
                     let generation = text

@@ -287,11 +287,18 @@ impl Target {
                     Err(e) => check(clear(&e.to_string(), "resolve"))?,
                 }
                 if let Ok(status) = BotStatus::parse(s2)
-                    && let Err(e) = self.bm.set_status(&r, status)
+                    && let Err(e) = self
+                        .bm
+                        .resolve(&r)
+                        .and_then(|bot| self.bm.set_status(&bot, status))
                 {
                     check(clear(&e.to_string(), "set_status"))?;
                 }
-                if let Err(e) = self.bm.list_secrets(&r) {
+                if let Err(e) = self
+                    .bm
+                    .resolve(&r)
+                    .and_then(|bot| self.bm.list_secrets(&bot))
+                {
                     check(clear(&e.to_string(), "list_secrets"))?;
                 }
             }
@@ -303,14 +310,20 @@ impl Target {
         if let Ok(name) = SecretName::parse(s) {
             let before = self
                 .bm
-                .get_secret(&self.scratch_bot, &name)
+                .resolve(&self.scratch_bot)
+                .and_then(|bot| self.bm.get_secret(&bot, &name))
                 .ok()
                 .map(|v| v.expose().to_vec());
-            match self.bm.set_secret(&self.scratch_bot, &name, v) {
+            match self
+                .bm
+                .resolve(&self.scratch_bot)
+                .and_then(|bot| self.bm.set_secret(&bot, &name, v))
+            {
                 Ok(()) => {
                     let got = self
                         .bm
-                        .get_secret(&self.scratch_bot, &name)
+                        .resolve(&self.scratch_bot)
+                        .and_then(|bot| self.bm.get_secret(&bot, &name))
                         .map_err(|e| format!("read back {s:?}: {e}"))?;
                     check(if got.expose() == v {
                         Ok(())
@@ -318,14 +331,16 @@ impl Target {
                         Err(format!("secret {s:?} read back differently"))
                     })?;
                     self.bm
-                        .remove_secret(&self.scratch_bot, &name)
+                        .resolve(&self.scratch_bot)
+                        .and_then(|bot| self.bm.remove_secret(&bot, &name))
                         .map_err(|e| format!("remove {s:?}: {e}"))?;
                 }
                 Err(e) => {
                     check(clear(&e.to_string(), "set_secret"))?;
                     let after = self
                         .bm
-                        .get_secret(&self.scratch_bot, &name)
+                        .resolve(&self.scratch_bot)
+                        .and_then(|bot| self.bm.get_secret(&bot, &name))
                         .ok()
                         .map(|v| v.expose().to_vec());
                     check(if before == after {
@@ -348,7 +363,8 @@ impl Target {
                 Ok(bot) => {
                     let got = self
                         .bm
-                        .get_secret(&BotRef::Name(name.clone()), &key)
+                        .resolve(&BotRef::Name(name.clone()))
+                        .and_then(|bot| self.bm.get_secret(&bot, &key))
                         .map_err(|e| format!("read back: {e}"))?;
                     check(if got.expose() == v {
                         Ok(())
@@ -356,7 +372,8 @@ impl Target {
                         Err(format!("bot {s:?}: secret read back differently"))
                     })?;
                     self.bm
-                        .delete_bot(&BotRef::Id(bot.id))
+                        .resolve(&BotRef::Id(bot.id))
+                        .and_then(|bot| self.bm.delete_bot(&bot))
                         .map_err(|e| format!("delete {s:?}: {e}"))?;
                 }
                 Err(e) => {
@@ -419,13 +436,19 @@ impl Target {
             for (n, want) in secrets {
                 let got = self
                     .bm
-                    .get_secret(&r, n)
+                    .resolve(&r)
+                    .and_then(|bot| self.bm.get_secret(&bot, n))
                     .map_err(|e| format!("victim {id} secret {n}: {e}"))?;
                 if got.expose() != want.as_slice() {
                     return Err(format!("victim {id} secret {n} changed"));
                 }
             }
-            let listed = self.bm.list_secrets(&r).map_err(|e| e.to_string())?.len();
+            let listed = self
+                .bm
+                .resolve(&r)
+                .and_then(|bot| self.bm.list_secrets(&bot))
+                .map_err(|e| e.to_string())?
+                .len();
             if listed != secrets.len() {
                 return Err(format!(
                     "victim {id} has {listed} secrets, expected {}",

@@ -242,3 +242,48 @@ fn a_database_newer_than_the_code_is_refused() {
     }
     assert_eq!(std::fs::read(env.db()).unwrap(), before);
 }
+
+/// The exact line, hint included: the libraries' messages name no command, this
+/// binary adds it.
+#[test]
+fn a_missing_database_names_the_commands_that_create_it() {
+    let env = Env::new();
+    let run = env.run(&["bot", "list"]);
+    run.error();
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: database {} does not exist; create it with `cargo xtask migrate` or \
+             `botmaker migrate`\n",
+            env.db().display()
+        )
+    );
+}
+
+#[test]
+fn a_database_with_pending_migrations_names_the_commands_that_migrate() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.data()).unwrap();
+    // An empty file is a database with every migration pending.
+    std::fs::write(env.db(), b"").unwrap();
+    let latest = botmaker::sqlite::LATEST_VERSION;
+    for args in [&["bot", "list"][..], &CREATE] {
+        let run = env.run(args);
+        run.error();
+        assert_eq!(
+            run.stderr,
+            format!(
+                "error: database {} has schema version 0, this code needs version {latest} \
+                 ({latest} migration(s) pending); run `cargo xtask migrate` or \
+                 `botmaker migrate`\n",
+                env.db().display()
+            ),
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(env.db()).unwrap(),
+        b"",
+        "openers never migrate"
+    );
+}

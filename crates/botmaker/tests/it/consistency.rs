@@ -12,7 +12,7 @@ fn create_writes_row_and_secrets_together() {
     let bm = install.open();
     let bot = bm.create_bot(&new_bot("alpha"), &required()).unwrap();
     assert_eq!(bm.store().get(&bot.id).unwrap(), bot);
-    assert!(bm.missing_secrets(&BotRef::Id(bot.id)).unwrap().is_empty());
+    assert!(bm.missing_secrets(&bot).unwrap().is_empty());
     assert!(Botmaker::doctor(&install.config, false).is_healthy());
 }
 
@@ -92,6 +92,15 @@ fn an_orphan_directory_with_the_new_id_is_refused_and_left_alone() {
         .unwrap();
     let err = bm.create_bot(&new, &required()).unwrap_err();
     assert!(matches!(err, Error::OrphanSecrets { .. }), "{err}");
+    // The library names no command; the CLI adds the hint to run the doctor.
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "bot {} already has a secrets directory but no database row",
+            new.id
+        )
+    );
+    assert!(!err.is_retryable());
     assert_eq!(
         bm.secrets().read(&new.id, &key).unwrap().expose(),
         b"someone else's"
@@ -157,11 +166,14 @@ fn delete_removes_row_and_secrets() {
     let install = Install::new();
     let bm = install.open();
     let bot = bm.create_bot(&new_bot("alpha"), &required()).unwrap();
-    let deleted = bm.delete_bot(&"alpha".parse().unwrap()).unwrap();
-    assert_eq!(deleted.id, bot.id);
+    let alpha = bm.resolve(&"alpha".parse().unwrap()).unwrap();
+    let deleted = bm.delete_bot(&alpha).unwrap();
+    assert_eq!(deleted, bot);
     assert!(install.root_entries().is_empty());
+    // A stale `Bot` (deleted since it was resolved) is refused by the store, not
+    // silently accepted.
     assert!(matches!(
-        bm.delete_bot(&BotRef::Id(bot.id)),
+        bm.delete_bot(&alpha),
         Err(Error::Repo(RepoError::NotFound { .. }))
     ));
 }
@@ -191,7 +203,7 @@ fn rotate_replaces_an_existing_secret_and_refuses_a_new_name() {
     let install = Install::new();
     let bm = install.open();
     bm.create_bot(&new_bot("alpha"), &required()).unwrap();
-    let alpha: BotRef = "alpha".parse().unwrap();
+    let alpha = bm.resolve(&"alpha".parse().unwrap()).unwrap();
     let key: SecretName = "ai_api_key".parse().unwrap();
     bm.rotate_secret(&alpha, &key, b"k2").unwrap();
     assert_eq!(bm.get_secret(&alpha, &key).unwrap().expose(), b"k2");

@@ -1,5 +1,6 @@
 //! What the doctor reports on installations that are not healthy.
 
+use botmaker::domain::AiProvider;
 use botmaker::{Botmaker, Config, FindingKind};
 
 use crate::{Install, new_bot};
@@ -63,6 +64,39 @@ fn bots_missing_required_secrets_are_named() {
         finding.detail
     );
     assert!(!finding.fixed, "the doctor cannot invent credentials");
+}
+
+#[test]
+fn an_ollama_bot_needs_no_api_key_but_an_openai_bot_does() {
+    let install = Install::new();
+    let bm = install.open();
+    let channel_only = [
+        ("channel_token".parse().unwrap(), b"t".as_slice()),
+        ("channel_config".parse().unwrap(), b"{}".as_slice()),
+    ];
+    let mut local = new_bot("local");
+    local.ai_provider = AiProvider::Ollama;
+    let local = bm.create_bot(&local, &channel_only).unwrap();
+    assert!(bm.missing_secrets(&local).unwrap().is_empty());
+    let report = Botmaker::doctor(&install.config, false);
+    assert!(report.is_healthy(), "{report}");
+
+    let hosted = bm.create_bot(&new_bot("hosted"), &channel_only).unwrap();
+    let missing = bm.missing_secrets(&hosted).unwrap();
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0].as_str(), "ai_api_key");
+    let report = Botmaker::doctor(&install.config, false);
+    assert!(!report.is_healthy());
+    let unhealthy: Vec<_> = report.findings.iter().filter(|f| !f.fixed).collect();
+    assert_eq!(unhealthy.len(), 1, "{report}");
+    assert_eq!(unhealthy[0].kind, FindingKind::MissingSecrets);
+    assert!(unhealthy[0].subject.starts_with("hosted ("), "{report}");
+    assert!(
+        unhealthy[0]
+            .detail
+            .contains("missing required secrets: ai_api_key ("),
+        "{report}"
+    );
 }
 
 #[test]
