@@ -160,22 +160,7 @@ impl Botmaker {
     /// [`Botmaker::set_secret`] it refuses, with `SecretsError::NotFound`, a secret the bot
     /// does not have yet, so a typo in the name does not create a new secret.
     pub fn rotate_secret(&self, bot: &Bot, name: &SecretName, value: &[u8]) -> Result<()> {
-        let id = bot.id;
-        // MERGE: call self.secrets.replace(id, name, value) once botmaker-secrets has it
-        if !self.secrets.list(&id)?.iter().any(|m| &m.name == name) {
-            let path = self
-                .secrets
-                .root_path()
-                .join(id.to_string())
-                .join(name.as_str());
-            return Err(SecretsError::NotFound {
-                bot: id,
-                name: name.clone(),
-                path,
-            }
-            .into());
-        }
-        Ok(self.secrets.write(&id, name, value)?)
+        Ok(self.secrets.replace(&bot.id, name, value)?)
     }
 
     /// Reads one secret of a registered bot.
@@ -211,16 +196,9 @@ impl Botmaker {
 /// The bot's required secrets that its directory does not hold; shared by
 /// [`Botmaker::missing_secrets`] and the doctor, which reports a missing directory
 /// differently.
-// MERGE: botmaker-secrets gains `SecretsStore::missing(&BotId, &[SecretName])`; this
-// may become `secrets.missing(&bot.id, &bot.required_secrets())`.
 pub(crate) fn missing_secrets(
     secrets: &SecretsStore,
     bot: &Bot,
 ) -> Result<Vec<SecretName>, SecretsError> {
-    let present = secrets.list(&bot.id)?;
-    Ok(bot
-        .required_secrets()
-        .into_iter()
-        .filter(|name| !present.iter().any(|m| &m.name == name))
-        .collect())
+    secrets.missing(&bot.id, &bot.required_secrets())
 }

@@ -54,11 +54,7 @@ impl Error {
                 false
             }
             #[cfg(feature = "secrets")]
-            Self::Secrets(_e) => {
-                // MERGE: enable once botmaker-secrets has SecretsError::is_retryable:
-                // _e.is_retryable()
-                false
-            }
+            Self::Secrets(e) => e.is_retryable(),
             Self::OrphanSecrets { .. } | Self::Compensation { .. } => false,
         }
     }
