@@ -1,4 +1,6 @@
-//! Integration tests of the domain crate: property tests for every validator.
+//! Integration tests of the domain crate: property tests for every validator, and the
+//! test kit's repository conformance suite on the in-memory repository.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod conformance;
 mod validators;
