@@ -55,18 +55,22 @@
 //! missing one and applies pending migrations. Nothing here ever deletes a database to
 //! recover.
 
+mod connection;
 mod error;
 mod group;
+mod inspect;
 mod migrate;
+mod reader;
 mod report;
+mod row;
+mod schema;
 mod store;
 
 pub use error::StoreError;
 pub use group::WriteStats;
-pub use migrate::{
-    AppliedMigration, MigrationInfo, MigrationReport, MigrationStatus, SchemaState, migrate,
-    migration_status, shipped_migrations,
-};
+pub use inspect::{MigrationStatus, SchemaState, migration_status};
+pub use migrate::{MigrationReport, migrate};
+pub use schema::{AppliedMigration, MigrationInfo, shipped_migrations};
 pub use store::{SqliteStore, StoreOptions};
 
 /// The newest schema version this code ships: the `{n}` of the last
