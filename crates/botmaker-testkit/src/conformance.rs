@@ -8,7 +8,8 @@
 //! return the store together with what must outlive it (the temporary folder of its
 //! database file), or simply `Box::new(store)`.
 //!
-//! A backend runs the suite with one test per check through [`conformance_tests!`],
+//! A backend runs the suite with one test per check through
+//! [`conformance_tests!`](crate::conformance_tests),
 //! or in one test with [`run_all`]:
 //!
 //! ```
