@@ -464,8 +464,8 @@ impl BotRepository for SqliteStore {
             let mut buf = [0u8; BotId::LEN];
             let key = id.encode(&mut buf);
             // One lookup for the check and the result: the row as it is (and its rowid),
-            // checked in the order the store always checked (missing, then the stored
-            // status, then the lifecycle), then one UPDATE of that rowid, which the
+            // checked in the order the conformance suite expects (missing, then the
+            // stored status, then the lifecycle), then one UPDATE of that rowid, which the
             // transaction keeps stable. The bot returned is that row with the two
             // columns the UPDATE writes: exactly what the row now holds. (An
             // `UPDATE … RETURNING` costs SQLite a temporary b-tree per statement.)
