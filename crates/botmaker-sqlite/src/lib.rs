@@ -53,7 +53,21 @@
 //! the code, a diverged history, or pending migrations each have their own
 //! [`StoreError`] variant. [`migrate`] refuses the same files, except that it creates a
 //! missing one and applies pending migrations. Nothing here ever deletes a database to
-//! recover.
+//! recover. [`StoreError::is_retryable`] tells which failures a retry can cure (only
+//! lock contention).
+//!
+//! # Modules
+//!
+//! - `connection`: opening a connection and setting its pragmas, for each kind of
+//!   connection (inspecting, migrating, the writer, the readers), in one place.
+//! - `inspect`: the state of a database file, read without writing to it; behind
+//!   [`SqliteStore::open`], [`migrate`] and [`migration_status`].
+//! - `schema`: the migrations this code ships.
+//! - `migrate`: applying them.
+//! - `store`: [`SqliteStore`], the repository's statements; `group`: the writer and
+//!   its group commit; `reader`: the pool of reader connections; `row`: decoding a
+//!   row into a bot.
+//! - `report`: how migration reports print.
 
 mod connection;
 mod error;
