@@ -178,7 +178,8 @@ impl StoreError {
     }
 }
 
-/// Whether SQLite gave up waiting for another connection's lock.
+/// Whether SQLite gave up waiting for another connection's lock: the one test of
+/// "busy" behind both [`RepoError::Busy`] and [`StoreError::is_retryable`].
 pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),

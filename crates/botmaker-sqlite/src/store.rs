@@ -13,6 +13,7 @@ use botmaker_domain::{
 use rusqlite::{Connection, ErrorCode, params};
 
 use crate::connection::{self, Role, sqlite_err};
+use crate::error::is_busy;
 use crate::group::{Failure, Writer};
 use crate::inspect::{DbState, inspect};
 use crate::reader::ReaderPool;
@@ -263,11 +264,13 @@ impl SqliteStore {
 
     /// Maps an SQLite error by meaning.
     fn repo_err(&self, operation: &'static str, e: rusqlite::Error) -> RepoError {
-        match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => RepoError::Busy {
+        if is_busy(&e) {
+            return RepoError::Busy {
                 operation,
                 waited_ms: self.busy_ms(),
-            },
+            };
+        }
+        match e.sqlite_error_code() {
             Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => RepoError::Corrupt {
                 detail: format!("{}: {operation}: {e}", self.path.display()),
             },
