@@ -27,6 +27,7 @@ thread_local! {
     static HOME: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
+#[inline]
 fn home_slot() -> usize {
     HOME.with(|home| {
         let mut h = home.get();
@@ -48,6 +49,9 @@ impl ReaderPool {
 
     /// A connection for one statement: this thread's home slot if free, else any free
     /// one, else the home slot once it is free.
+    // `inline`: every read takes a connection, from another module; this lets the
+    // call inline across codegen units.
+    #[inline]
     pub(crate) fn take(&self) -> MutexGuard<'_, Connection> {
         let len = self.slots.len();
         let home = home_slot() % len;

@@ -14,6 +14,7 @@ pub(crate) fn corrupt(detail: String) -> RepoError {
 /// The text in column `i`, borrowed from SQLite's row buffer (no allocation).
 /// `None` when it is not valid text: the caller then reads it with `Row::get`,
 /// which refuses the same values with SQLite's own conversion error.
+#[inline]
 pub(crate) fn text_ref<'r>(row: &'r Row<'_>, i: usize) -> Option<&'r str> {
     row.get_ref(i).ok()?.as_str().ok()
 }
@@ -22,12 +23,17 @@ pub(crate) fn text_ref<'r>(row: &'r Row<'_>, i: usize) -> Option<&'r str> {
 ///
 /// Text columns are parsed straight from SQLite's buffer, so a row costs one
 /// allocation per string field of [`Bot`] and none for the id or the enumerations.
+#[inline]
 fn decode(row: &Row<'_>) -> Result<Bot, RepoError> {
     decode_with(row, None)
 }
 
 /// [`decode`], with `updated_at` given instead of read when it is `Some` (the row is
 /// about to be updated with it).
+///
+/// `inline`: it runs for every row read, called from the store's statements in
+/// another module; this lets it inline across codegen units.
+#[inline]
 pub(crate) fn decode_with(row: &Row<'_>, updated_at: Option<Timestamp>) -> Result<Bot, RepoError> {
     fn owned(row: &Row<'_>, i: usize) -> Result<String, RepoError> {
         row.get::<_, String>(i)
