@@ -13,11 +13,11 @@ use crate::MigrationInfo;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// There is no database at this path (openers never create one).
-    #[error(
-        "database {path} does not exist; create it with `cargo xtask migrate` or `botmaker migrate`",
-        path = path.display()
-    )]
+    /// There is no database at this path (openers never create one; [`migrate`]
+    /// does).
+    ///
+    /// [`migrate`]: crate::migrate
+    #[error("database {path} does not exist", path = path.display())]
     Missing {
         /// The path that was opened.
         path: PathBuf,
@@ -52,10 +52,12 @@ pub enum StoreError {
     },
 
     /// The database needs migrations before this code can use it. Openers never
-    /// migrate: run `cargo xtask migrate` or `botmaker migrate`.
+    /// migrate; [`migrate`] applies them.
+    ///
+    /// [`migrate`]: crate::migrate
     #[error(
         "database {path} has schema version {db}, this code needs version {code} \
-         ({count} migration(s) pending); run `cargo xtask migrate` or `botmaker migrate`",
+         ({count} migration(s) pending)",
         path = path.display(),
         count = pending.len()
     )]
@@ -139,6 +141,52 @@ pub enum StoreError {
     Repo(#[from] RepoError),
 }
 
+impl StoreError {
+    /// Whether trying the same call again, unchanged, can succeed.
+    ///
+    /// - [`StoreError::Repo`]: as [`RepoError::is_retryable`] says (only `Busy`).
+    /// - [`StoreError::Sqlite`] and [`StoreError::Migration`]: when SQLite said the
+    ///   database was busy or locked (another connection held it past the busy
+    ///   timeout); nothing was changed by the failed statement.
+    /// - Every other variant: no. A missing file, a file that is not ours, a schema too
+    ///   new, pending migrations, a diverged history, a journal mode that is not WAL and
+    ///   a failed file operation all say something about the file that waiting does
+    ///   not change.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Repo(e) => e.is_retryable(),
+            Self::Sqlite { source, .. } => is_busy(source),
+            // refinery wraps the driver's error; look for SQLite's answer in the chain.
+            Self::Migration { source, .. } => {
+                let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&**source);
+                while let Some(e) = next {
+                    if e.downcast_ref::<rusqlite::Error>().is_some_and(is_busy) {
+                        return true;
+                    }
+                    next = e.source();
+                }
+                false
+            }
+            Self::Missing { .. }
+            | Self::NotADatabase { .. }
+            | Self::SchemaTooNew { .. }
+            | Self::MigrationsPending { .. }
+            | Self::MigrationsDiverged { .. }
+            | Self::NotWal { .. }
+            | Self::Io { .. } => false,
+        }
+    }
+}
+
+/// Whether SQLite gave up waiting for another connection's lock: the one test of
+/// "busy" behind both [`RepoError::Busy`] and [`StoreError::is_retryable`].
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 /// What an SQLite error means for an operator, when SQLite's own words do not say it:
 /// appended to the messages of [`StoreError::Sqlite`] and of the store's backend errors.
 pub(crate) fn hint(e: &rusqlite::Error) -> &'static str {
@@ -151,5 +199,104 @@ pub(crate) fn hint(e: &rusqlite::Error) -> &'static str {
             " (the file system holding the database has no space left)"
         }
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use rusqlite::ffi;
+
+    use super::*;
+
+    fn sqlite(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
+    fn at(source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: "/db".into(),
+            operation: "reading",
+            source,
+        }
+    }
+
+    #[test]
+    fn only_lock_contention_is_retryable() {
+        assert!(at(sqlite(ffi::SQLITE_BUSY)).is_retryable());
+        assert!(at(sqlite(ffi::SQLITE_LOCKED)).is_retryable());
+        assert!(
+            StoreError::Repo(RepoError::Busy {
+                operation: "create",
+                waited_ms: 5,
+            })
+            .is_retryable()
+        );
+
+        let path = Path::new("/db").to_path_buf();
+        let refused = [
+            at(sqlite(ffi::SQLITE_CORRUPT)),
+            at(sqlite(ffi::SQLITE_READONLY)),
+            at(sqlite(ffi::SQLITE_NOTADB)),
+            StoreError::Missing { path: path.clone() },
+            StoreError::NotADatabase {
+                path: path.clone(),
+                reason: "no SQLite header",
+            },
+            StoreError::SchemaTooNew {
+                path: path.clone(),
+                db: 2,
+                code: 1,
+            },
+            StoreError::MigrationsPending {
+                path: path.clone(),
+                db: 0,
+                code: 1,
+                pending: Vec::new(),
+            },
+            StoreError::MigrationsDiverged {
+                path: path.clone(),
+                version: 1,
+                detail: "changed".into(),
+            },
+            StoreError::NotWal {
+                path: path.clone(),
+                mode: "delete".into(),
+            },
+            StoreError::Io {
+                path,
+                operation: "opening",
+                source: std::io::Error::other("x"),
+            },
+            StoreError::Repo(RepoError::Corrupt {
+                detail: "bad row".into(),
+            }),
+        ];
+        for e in refused {
+            assert!(!e.is_retryable(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn messages_name_no_binary() {
+        let missing = StoreError::Missing {
+            path: "/data/botmaker.db".into(),
+        };
+        assert_eq!(
+            missing.to_string(),
+            "database /data/botmaker.db does not exist"
+        );
+        let pending = StoreError::MigrationsPending {
+            path: "/data/botmaker.db".into(),
+            db: 0,
+            code: 1,
+            pending: crate::shipped_migrations(),
+        };
+        assert_eq!(
+            pending.to_string(),
+            "database /data/botmaker.db has schema version 0, this code needs version 1 \
+             (1 migration(s) pending)"
+        );
     }
 }

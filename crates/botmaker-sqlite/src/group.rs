@@ -5,12 +5,12 @@
 //! and those that join the queue while its transaction runs (up to [`MAX_BATCH`] in
 //! all), runs them on the writer connection in one `BEGIN IMMEDIATE` transaction,
 //! commits once, hands every caller its own result and wakes the next leader. The
-//! first write of a transaction runs as it always did; the ones after it each run in a
-//! `SAVEPOINT`. A thread that writes alone so runs each write in a transaction of its
-//! own, as before. When the last batch held more than one write, a new leader yields
-//! its CPU once before it starts, so that the threads the last commit woke (on a
-//! 2-core machine, often queued on the leader's own CPU) can queue their next write in
-//! time to join.
+//! first write of a transaction runs without a savepoint; the ones after it each run
+//! in a `SAVEPOINT`. A thread that writes alone so runs each write in a transaction of
+//! its own, at no extra cost. When the last batch held more than one write, a new
+//! leader yields its CPU once before it starts, so that the threads the last commit
+//! woke (on a 2-core machine, often queued on the leader's own CPU) can queue their
+//! next write in time to join.
 //!
 //! What a caller sees does not change:
 //! - its call returns after the `COMMIT` of the transaction that holds its change,
@@ -28,8 +28,9 @@
 //!
 //! Writes commit in the order they queued.
 //!
-//! Measured gain (BENCHMARKS.md): four threads inserting batch about 3.9 writes per
-//! transaction, which writes 40 % fewer WAL frames per insert.
+//! Why: a commit appends every page its transaction changed to the WAL, so writes that
+//! share a commit write the pages they share (a table leaf, an index leaf) once
+//! instead of once each. BENCHMARKS.md has the figures.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -362,8 +363,8 @@ impl Drop for RollbackOnDrop<'_> {
 /// [`MAX_BATCH`] in all), in one transaction, more than one if a transaction ends
 /// early (below); finishes every write it took into `batch`.
 ///
-/// The first write of a transaction runs without a savepoint (a write alone costs
-/// what it always cost); when it fails, the transaction is rolled back and it finishes
+/// The first write of a transaction runs without a savepoint (a write alone pays for
+/// no savepoint); when it fails, the transaction is rolled back and it finishes
 /// with its error. The writes after it run in savepoints: a refused or failed write is
 /// rolled back to its savepoint. When SQLite undoes the whole transaction after a
 /// write's error (a full disk, an I/O error) that write finishes with its error and

@@ -53,20 +53,38 @@
 //! the code, a diverged history, or pending migrations each have their own
 //! [`StoreError`] variant. [`migrate`] refuses the same files, except that it creates a
 //! missing one and applies pending migrations. Nothing here ever deletes a database to
-//! recover.
+//! recover. [`StoreError::is_retryable`] tells which failures a retry can cure (only
+//! lock contention).
+//!
+//! # Modules
+//!
+//! - `connection`: opening a connection and setting its pragmas, for each kind of
+//!   connection (inspecting, migrating, the writer, the readers), in one place.
+//! - `inspect`: the state of a database file, read without writing to it; behind
+//!   [`SqliteStore::open`], [`migrate`] and [`migration_status`].
+//! - `schema`: the migrations this code ships.
+//! - `migrate`: applying them.
+//! - `store`: [`SqliteStore`], the repository's statements; `group`: the writer and
+//!   its group commit; `reader`: the pool of reader connections; `row`: decoding a
+//!   row into a bot.
+//! - `report`: how migration reports print.
 
+mod connection;
 mod error;
 mod group;
+mod inspect;
 mod migrate;
+mod reader;
 mod report;
+mod row;
+mod schema;
 mod store;
 
 pub use error::StoreError;
 pub use group::WriteStats;
-pub use migrate::{
-    AppliedMigration, MigrationInfo, MigrationReport, MigrationStatus, SchemaState, migrate,
-    migration_status, shipped_migrations,
-};
+pub use inspect::{MigrationStatus, SchemaState, migration_status};
+pub use migrate::{MigrationReport, migrate};
+pub use schema::{AppliedMigration, MigrationInfo, shipped_migrations};
 pub use store::{SqliteStore, StoreOptions};
 
 /// The newest schema version this code ships: the `{n}` of the last

@@ -1,22 +1,24 @@
 //! [`SqliteStore`]: the [`BotRepository`] on an SQLite file.
 
-use std::cell::Cell;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+#[cfg(test)]
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use botmaker_domain::{
-    AiProvider, Bot, BotId, BotName, BotRef, BotRepository, BotStatus, ChannelType, Clock,
-    ContainerId, DomainError, ModelName, NewBot, PageCursor, RepoError, Timestamp,
+    Bot, BotId, BotName, BotRef, BotRepository, BotStatus, Clock, ContainerId, NewBot, PageCursor,
+    RepoError,
 };
-use rusqlite::{Connection, ErrorCode, OpenFlags, Row, params};
+use rusqlite::{Connection, ErrorCode, params};
 
+use crate::connection::{self, Role, sqlite_err};
+use crate::error::is_busy;
 use crate::group::{Failure, Writer};
-use crate::migrate::{
-    FileKind, connect, connect_read_only, file_kind, plan, read_history, set_wal, sqlite_err,
-};
+use crate::inspect::{DbState, inspect};
+use crate::reader::ReaderPool;
+use crate::row::{collect, corrupt, decode_with, first, text_ref};
+use crate::schema::shipped_migrations;
 use crate::{LATEST_VERSION, StoreError, WriteStats};
 
 /// How a [`SqliteStore`] is opened. `StoreOptions::default()` is what
@@ -43,7 +45,7 @@ impl Default for StoreOptions {
     }
 }
 
-/// The columns of a bot, in the order [`decode`] reads them.
+/// The columns of a bot, in the order `row::decode` reads them.
 macro_rules! bot_columns {
     () => {
         "id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at"
@@ -141,66 +143,6 @@ const STATEMENTS: &[&str] = &[
     INTEGRITY_CHECK,
 ];
 
-/// The page cache of every connection, in KiB (SQLite's `cache_size` takes it
-/// negated). SQLite's default, 2 MiB, holds the whole registry only up to about
-/// 10 000 bots; beyond that every lookup missed the cache and read its leaf pages
-/// back from the OS (a `pread` each), and the cost per lookup grew with the
-/// registry. 32 MiB holds about 100 000 bots. It is a ceiling, not an allocation:
-/// a connection holds only the pages it has read.
-const PAGE_CACHE_KIB: i64 = 32 * 1024;
-
-/// Prepared-statement cache size of every connection: room for all statements.
-const STATEMENT_CACHE: usize = 32;
-
-/// A pool of read-only connections, each behind its own mutex. A read takes one for
-/// the duration of one statement.
-///
-/// Each thread has a home slot (threads are numbered round-robin as they first
-/// read), so threads that read at the same time, up to the number of connections,
-/// each lock a different mutex and never wait for each other; one thread keeps
-/// reusing the same connection and its warm page cache. A thread whose home slot is
-/// taken tries the others, and when every connection is taken it waits for its home
-/// slot.
-struct ReaderPool {
-    slots: Box<[Mutex<Connection>]>,
-}
-
-/// The next home slot number handed to a thread.
-static NEXT_HOME: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// This thread's home slot number (before `% slots`); `usize::MAX` until first use.
-    static HOME: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-fn home_slot() -> usize {
-    HOME.with(|home| {
-        let mut h = home.get();
-        if h == usize::MAX {
-            h = NEXT_HOME.fetch_add(1, Ordering::Relaxed);
-            home.set(h);
-        }
-        h
-    })
-}
-
-impl ReaderPool {
-    fn take(&self) -> MutexGuard<'_, Connection> {
-        let len = self.slots.len();
-        let home = home_slot() % len;
-        for i in 0..len {
-            match self.slots[(home + i) % len].try_lock() {
-                Ok(conn) => return conn,
-                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        self.slots[home]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 /// The bot registry in an SQLite file: one writer connection, whose queue of writes
 /// commits concurrent writes together (group commit), and a pool of read-only
 /// connections that read in parallel with it (WAL). `Send + Sync`: share one per
@@ -253,32 +195,17 @@ impl SqliteStore {
     /// outside any transaction.
     pub fn open_with(path: &Path, options: StoreOptions) -> Result<Self, StoreError> {
         let schema_version = check_openable(path)?;
-        let writer = connect(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE,
-            options.busy_timeout,
-        )?;
-        set_wal(&writer, path)?;
-        writer
-            .pragma_update(None, "synchronous", "NORMAL")
-            .and_then(|()| writer.pragma_update(None, "foreign_keys", "ON"))
-            .and_then(|()| writer.pragma_update(None, "cache_size", -PAGE_CACHE_KIB))
-            .map_err(|e| sqlite_err(path, "setting pragmas", e))?;
-        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let mut slots = Vec::new();
-        for _ in 0..options.readers.max(1) {
-            let reader = connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY, options.busy_timeout)?;
-            reader
-                .pragma_update(None, "foreign_keys", "ON")
-                .and_then(|()| reader.pragma_update(None, "cache_size", -PAGE_CACHE_KIB))
-                .map_err(|e| sqlite_err(path, "setting pragmas", e))?;
-            reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-            slots.push(Mutex::new(reader));
-        }
+        let writer = connection::open(path, Role::Write, options.busy_timeout)?;
+        connection::configure(&writer, path, Role::Write)?;
+        let readers = (0..options.readers.max(1))
+            .map(|_| {
+                let reader = connection::open(path, Role::Read, options.busy_timeout)?;
+                connection::configure(&reader, path, Role::Read)?;
+                Ok(reader)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Self {
-            readers: ReaderPool {
-                slots: slots.into_boxed_slice(),
-            },
+            readers: ReaderPool::new(readers),
             writer: Writer::new(writer),
             path: path.to_owned(),
             schema_version,
@@ -337,11 +264,13 @@ impl SqliteStore {
 
     /// Maps an SQLite error by meaning.
     fn repo_err(&self, operation: &'static str, e: rusqlite::Error) -> RepoError {
-        match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => RepoError::Busy {
+        if is_busy(&e) {
+            return RepoError::Busy {
                 operation,
                 waited_ms: self.busy_ms(),
-            },
+            };
+        }
+        match e.sqlite_error_code() {
             Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => RepoError::Corrupt {
                 detail: format!("{}: {operation}: {e}", self.path.display()),
             },
@@ -389,6 +318,28 @@ impl SqliteStore {
     }
 }
 
+/// Refuses what openers must not open; `Ok(schema version)` otherwise.
+fn check_openable(path: &Path) -> Result<u32, StoreError> {
+    let pending = |db, pending| StoreError::MigrationsPending {
+        path: path.to_owned(),
+        db,
+        code: LATEST_VERSION,
+        pending,
+    };
+    match inspect(path)?.state {
+        DbState::Current { version } => Ok(version),
+        DbState::Missing => Err(StoreError::Missing {
+            path: path.to_owned(),
+        }),
+        DbState::Empty => Err(pending(0, shipped_migrations())),
+        DbState::Pending {
+            db,
+            pending: missing,
+        } => Err(pending(db, missing)),
+        DbState::Refused(refusal) => Err(refusal.into_error(path)),
+    }
+}
+
 /// An SQLite failure of a store operation, with the database it happened to: "database
 /// or disk is full" or "attempt to write a readonly database" alone do not say where.
 #[derive(Debug)]
@@ -408,128 +359,6 @@ impl std::error::Error for AtDatabase {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.source)
     }
-}
-
-/// Refuses what openers must not open; `Ok(schema version)` otherwise.
-fn check_openable(path: &Path) -> Result<u32, StoreError> {
-    let applied = match file_kind(path)? {
-        FileKind::Missing => {
-            return Err(StoreError::Missing {
-                path: path.to_owned(),
-            });
-        }
-        FileKind::Empty => Vec::new(),
-        FileKind::Sqlite => {
-            let conn = connect_read_only(path)?;
-            read_history(&conn, path)?
-        }
-    };
-    let db = applied.iter().map(|a| a.version).max().unwrap_or(0);
-    let pending = plan(path, &applied)?;
-    if pending.is_empty() {
-        Ok(db)
-    } else {
-        Err(StoreError::MigrationsPending {
-            path: path.to_owned(),
-            db,
-            code: LATEST_VERSION,
-            pending,
-        })
-    }
-}
-
-fn corrupt(detail: String) -> RepoError {
-    RepoError::Corrupt { detail }
-}
-
-/// The text in column `i`, borrowed from SQLite's row buffer (no allocation).
-/// `None` when it is not valid text: the caller then reads it with `Row::get`,
-/// which refuses the same values, so that the error is the one it always was.
-fn text_ref<'r>(row: &'r Row<'_>, i: usize) -> Option<&'r str> {
-    row.get_ref(i).ok()?.as_str().ok()
-}
-
-/// A row of the `bots` table as a [`Bot`]; anything undecodable is corruption.
-///
-/// Text columns are parsed straight from SQLite's buffer, so a row costs one
-/// allocation per string field of [`Bot`] and none for the id or the enumerations.
-fn decode(row: &Row<'_>) -> Result<Bot, RepoError> {
-    decode_with(row, None)
-}
-
-/// [`decode`], with `updated_at` given instead of read when it is `Some` (the row is
-/// about to be updated with it).
-fn decode_with(row: &Row<'_>, updated_at: Option<Timestamp>) -> Result<Bot, RepoError> {
-    fn owned(row: &Row<'_>, i: usize) -> Result<String, RepoError> {
-        row.get::<_, String>(i)
-            .map_err(|e| corrupt(format!("bots row, column {i}: {e}")))
-    }
-    /// Parses column `i` with `parse`, from the borrowed text when there is some.
-    fn parse<T, E>(
-        row: &Row<'_>,
-        i: usize,
-        parse: impl Fn(&str) -> Result<T, E>,
-    ) -> Result<Result<T, E>, RepoError> {
-        match text_ref(row, i) {
-            Some(text) => Ok(parse(text)),
-            None => owned(row, i).map(|text| parse(&text)),
-        }
-    }
-    let id = parse(row, 0, BotId::parse)?.map_err(|e| corrupt(format!("bots row: {e}")))?;
-    let bad = |e: DomainError| corrupt(format!("bot {id}: {e}"));
-    let micros = |i: usize| {
-        row.get::<_, i64>(i)
-            .map_err(|e| corrupt(format!("bot {id}, column {i}: {e}")))
-            .and_then(|m| Timestamp::from_unix_micros(m).map_err(bad))
-    };
-    let container = match row.get_ref(5).ok().and_then(|v| v.as_str_or_null().ok()) {
-        Some(c) => c.map(ContainerId::parse),
-        None => row
-            .get::<_, Option<String>>(5)
-            .map_err(|e| corrupt(format!("bot {id}, container_id: {e}")))?
-            .as_deref()
-            .map(ContainerId::parse),
-    };
-    Ok(Bot {
-        id,
-        name: parse(row, 1, BotName::parse)?.map_err(bad)?,
-        ai_provider: parse(row, 2, AiProvider::parse)?.map_err(bad)?,
-        model: parse(row, 3, ModelName::parse)?.map_err(bad)?,
-        channel_type: parse(row, 4, ChannelType::parse)?.map_err(bad)?,
-        container_id: container.transpose().map_err(bad)?,
-        status: parse(row, 6, BotStatus::parse)?.map_err(bad)?,
-        created_at: micros(7)?,
-        updated_at: match updated_at {
-            Some(t) => t,
-            None => micros(8)?,
-        },
-    })
-}
-
-/// Runs a prepared query and decodes every row. The outer error is SQLite's, the inner
-/// one a row that does not decode.
-fn collect(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    params: impl rusqlite::Params,
-) -> Result<Result<Vec<Bot>, RepoError>, rusqlite::Error> {
-    let mut rows = stmt.query(params)?;
-    let mut bots = Vec::new();
-    while let Some(row) = rows.next()? {
-        match decode(row) {
-            Ok(bot) => bots.push(bot),
-            Err(e) => return Ok(Err(e)),
-        }
-    }
-    Ok(Ok(bots))
-}
-
-/// The first row of a query, decoded; `None` when there is none.
-fn first(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    params: impl rusqlite::Params,
-) -> Result<Option<Result<Bot, RepoError>>, rusqlite::Error> {
-    let mut rows = stmt.query(params)?;
-    Ok(rows.next()?.map(decode))
 }
 
 fn not_found(bot: impl Into<BotRef>) -> RepoError {
@@ -638,8 +467,8 @@ impl BotRepository for SqliteStore {
             let mut buf = [0u8; BotId::LEN];
             let key = id.encode(&mut buf);
             // One lookup for the check and the result: the row as it is (and its rowid),
-            // checked in the order the store always checked (missing, then the stored
-            // status, then the lifecycle), then one UPDATE of that rowid, which the
+            // checked in the order the conformance suite expects (missing, then the
+            // stored status, then the lifecycle), then one UPDATE of that rowid, which the
             // transaction keeps stable. The bot returned is that row with the two
             // columns the UPDATE writes: exactly what the row now holds. (An
             // `UPDATE … RETURNING` costs SQLite a temporary b-tree per statement.)
@@ -755,7 +584,9 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connection::STATEMENT_CACHE;
     use crate::migrate;
+    use botmaker_domain::{AiProvider, ChannelType, ModelName};
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();

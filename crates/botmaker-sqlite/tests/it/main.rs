@@ -1,6 +1,6 @@
-//! The integration tests of botmaker-sqlite: the repository conformance suite (run on
-//! both the SQLite store and the in-memory repository), a model-based property test,
-//! migrations and refusals, and concurrency across threads and processes.
+//! The integration tests of botmaker-sqlite: the test kit's repository conformance
+//! suite and model-based property test on the SQLite store, migrations and refusals,
+//! errors mapped by meaning, and concurrency across threads and processes.
 
 #![allow(
     clippy::unwrap_used,

@@ -367,10 +367,10 @@ fn a_missing_file_is_refused_and_not_created() {
     let path = dir.path().join("nested").join("botmaker.db");
     let err = SqliteStore::open(&path).unwrap_err();
     assert!(matches!(err, StoreError::Missing { .. }), "{err:?}");
-    let message = err.to_string();
-    assert!(
-        message.contains("migrate") && message.contains("nested/botmaker.db"),
-        "{message}"
+    // The hint naming a command to run is the CLI's to add, not this library's.
+    assert_eq!(
+        err.to_string(),
+        format!("database {} does not exist", path.display())
     );
     assert_eq!(dir_entries(dir.path()), Vec::<String>::new());
 }
@@ -390,7 +390,14 @@ fn assert_pending(path: &Path, db: u32) {
         }
         other => panic!("expected MigrationsPending, got {other:?}"),
     }
-    assert!(err.to_string().contains("migrate"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "database {} has schema version {db}, this code needs version {LATEST_VERSION} \
+             (1 migration(s) pending)",
+            path.display()
+        )
+    );
     assert_eq!(bytes(path), before, "openers never migrate");
     assert_eq!(migration_status(path).unwrap().state, SchemaState::Pending);
     // `migrate` then makes it usable.

@@ -1,71 +1,12 @@
 //! Helpers shared by the test modules.
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
-use botmaker_domain::{
-    AiProvider, BotId, BotRepository, ChannelType, Clock, MemoryRepository, NewBot, Timestamp,
-};
+use botmaker_domain::Clock;
 use botmaker_sqlite::{SqliteStore, StoreOptions, migrate};
 
-/// 2026-11-27T00:00:00Z, a base for test clocks.
-pub const T0: i64 = 1_795_737_600_000_000;
-
-/// A clock the test sets by hand.
-#[derive(Clone)]
-pub struct ManualClock(Arc<AtomicI64>);
-
-impl ManualClock {
-    pub fn new(micros: i64) -> Self {
-        Self(Arc::new(AtomicI64::new(micros)))
-    }
-
-    pub fn set(&self, micros: i64) {
-        self.0.store(micros, Ordering::SeqCst);
-    }
-
-    pub fn advance(&self, micros: i64) -> i64 {
-        self.0.fetch_add(micros, Ordering::SeqCst) + micros
-    }
-
-    pub fn now(&self) -> Timestamp {
-        ts(self.0.load(Ordering::SeqCst))
-    }
-
-    pub fn clock(&self) -> Clock {
-        let now = Arc::clone(&self.0);
-        Clock::from_fn(move || ts(now.load(Ordering::SeqCst)))
-    }
-}
-
-pub fn ts(micros: i64) -> Timestamp {
-    Timestamp::from_unix_micros(micros).unwrap()
-}
-
-/// A bot id that sorts by `n`.
-pub fn id(n: u64) -> BotId {
-    format!("00000000-0000-4000-8000-{n:012x}").parse().unwrap()
-}
-
-pub fn new_bot(name: &str) -> NewBot {
-    NewBot::new(
-        name.parse().unwrap(),
-        AiProvider::Anthropic,
-        "claude-sonnet-4".parse().unwrap(),
-        ChannelType::Slack,
-    )
-}
-
-pub fn new_bot_with_id(n: u64, name: &str) -> NewBot {
-    NewBot::with_id(
-        id(n),
-        name.parse().unwrap(),
-        AiProvider::OpenAi,
-        "gpt-4o".parse().unwrap(),
-        ChannelType::Discord,
-    )
-}
+pub use botmaker_testkit::conformance::{id, new_bot};
 
 /// A migrated database in a fresh temporary folder.
 pub fn migrated_db() -> (tempfile::TempDir, PathBuf) {
@@ -86,24 +27,40 @@ pub fn open_store(path: &Path, clock: Clock) -> SqliteStore {
     .unwrap()
 }
 
-/// A repository under test, with whatever must live as long as it.
-pub struct Fixture {
-    pub repo: Box<dyn BotRepository>,
-    _dir: Option<tempfile::TempDir>,
+/// A store on a migrated database of its own, with the folder that holds it (removed
+/// when the store is dropped).
+pub struct Scratch {
+    store: SqliteStore,
+    path: PathBuf,
+    dir: tempfile::TempDir,
 }
 
-pub fn memory(clock: Clock) -> Fixture {
-    Fixture {
-        repo: Box::new(MemoryRepository::with_clock(clock)),
-        _dir: None,
+impl Deref for Scratch {
+    type Target = SqliteStore;
+
+    fn deref(&self) -> &SqliteStore {
+        &self.store
     }
 }
 
-pub fn sqlite(clock: Clock) -> Fixture {
+/// The constructor the shared conformance suite and model test are given.
+pub fn sqlite(clock: Clock) -> Scratch {
     let (dir, path) = migrated_db();
-    Fixture {
-        repo: Box::new(open_store(&path, clock)),
-        _dir: Some(dir),
+    Scratch {
+        store: open_store(&path, clock),
+        path,
+        dir,
+    }
+}
+
+/// Closes the store and opens its file again.
+pub fn reopen(scratch: Scratch, clock: Clock) -> Scratch {
+    let Scratch { store, path, dir } = scratch;
+    drop(store);
+    Scratch {
+        store: open_store(&path, clock),
+        path,
+        dir,
     }
 }
 

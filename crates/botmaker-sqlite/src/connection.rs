@@ -1,0 +1,137 @@
+//! Opening connections: the open flags and the per-connection pragmas of each kind of
+//! connection, set here and nowhere else.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::StoreError;
+
+/// How long `migrate` and the inspection before every open wait for other
+/// connections.
+pub(crate) const CHECK_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The page cache of the store's connections, in KiB (SQLite's `cache_size` takes it
+/// negated). SQLite's default, 2 MiB, holds the registry only up to about 10 000 bots;
+/// past that every lookup reads its leaf pages back from the OS and the cost per
+/// lookup grows with the registry. 32 MiB holds about 100 000 bots. It is a ceiling,
+/// not an allocation: a connection holds only the pages it has read.
+const PAGE_CACHE_KIB: i64 = 32 * 1024;
+
+/// Prepared-statement cache size of the store's connections: room for every
+/// statement (a test checks it against the list of statements).
+pub(crate) const STATEMENT_CACHE: usize = 32;
+
+/// What a connection is for, which decides how it is opened and set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Reading a file's schema and history before anything else touches it: read
+    /// only, and no pragma (some, like `journal_mode`, would write to the file).
+    Inspect,
+    /// Applying migrations: read-write; WAL, `synchronous`, `foreign_keys`.
+    Migrate,
+    /// The store's one writer: as [`Role::Migrate`], plus the page and statement
+    /// caches.
+    Write,
+    /// One of the store's readers: read only; `foreign_keys` and the page and
+    /// statement caches.
+    Read,
+}
+
+/// Opens a connection for `role` with its busy timeout set first, and nothing else:
+/// the caller may still look at the file before [`configure`] changes anything.
+pub(crate) fn open(
+    path: &Path,
+    role: Role,
+    busy_timeout: Duration,
+) -> Result<Connection, StoreError> {
+    let access = match role {
+        Role::Inspect | Role::Read => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        Role::Migrate | Role::Write => OpenFlags::SQLITE_OPEN_READ_WRITE,
+    };
+    // Never `SQLITE_OPEN_CREATE`: only `migrate` creates a database, and it creates
+    // the file itself (0600) first.
+    let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| sqlite_err(path, "opening", e))?;
+    conn.busy_timeout(busy_timeout)
+        .map_err(|e| sqlite_err(path, "setting busy_timeout", e))?;
+    Ok(conn)
+}
+
+/// Sets the pragmas of `role` on a connection [`open`] made with the same role,
+/// outside any transaction (SQLite ignores some of them inside one).
+pub(crate) fn configure(conn: &Connection, path: &Path, role: Role) -> Result<(), StoreError> {
+    let pragmas = |f: &dyn Fn() -> rusqlite::Result<()>| {
+        f().map_err(|e| sqlite_err(path, "setting pragmas", e))
+    };
+    match role {
+        Role::Inspect => {}
+        Role::Migrate => {
+            set_wal(conn, path)?;
+            pragmas(&|| {
+                conn.pragma_update(None, "synchronous", "NORMAL")?;
+                conn.pragma_update(None, "foreign_keys", "ON")
+            })?;
+        }
+        Role::Write => {
+            set_wal(conn, path)?;
+            pragmas(&|| {
+                conn.pragma_update(None, "synchronous", "NORMAL")?;
+                conn.pragma_update(None, "foreign_keys", "ON")?;
+                conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)
+            })?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        }
+        Role::Read => {
+            // No journal mode or `synchronous`: the writer sets WAL in the file, and
+            // a read-only connection neither can nor needs to.
+            pragmas(&|| {
+                conn.pragma_update(None, "foreign_keys", "ON")?;
+                conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)
+            })?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        }
+    }
+    Ok(())
+}
+
+/// Sets the journal mode to WAL (persistent in the file) and checks SQLite's answer:
+/// SQLite reports the mode it kept instead of failing when it cannot switch.
+fn set_wal(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|e| sqlite_err(path, "setting journal_mode=WAL", e))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        Ok(())
+    } else {
+        Err(StoreError::NotWal {
+            path: path.to_owned(),
+            mode,
+        })
+    }
+}
+
+/// Whether SQLite found that the file is not a database.
+pub(crate) fn is_not_a_database(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(ErrorCode::NotADatabase)
+}
+
+/// Maps an SQLite error met while opening, inspecting or checking a database.
+pub(crate) fn sqlite_err(path: &Path, operation: &'static str, e: rusqlite::Error) -> StoreError {
+    if is_not_a_database(&e) {
+        StoreError::NotADatabase {
+            path: path.to_owned(),
+            reason: NOT_A_DATABASE,
+        }
+    } else {
+        StoreError::Sqlite {
+            path: path.to_owned(),
+            operation,
+            source: e,
+        }
+    }
+}
+
+/// The reason given when SQLite itself refuses the file.
+pub(crate) const NOT_A_DATABASE: &str = "SQLite says the file is not a database";
