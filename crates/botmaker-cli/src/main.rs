@@ -186,11 +186,7 @@ fn main() -> ExitCode {
 fn error_line(e: &anyhow::Error) -> String {
     let mut message = format!("error: {e:#}").replace('\n', " ");
     if let Some(hint) = command_hint(e) {
-        // MERGE: the guard only matters while botmaker-sqlite's messages still end
-        // with their hint; once they do not, `push_str` unconditionally.
-        if !message.ends_with(hint) {
-            message.push_str(hint);
-        }
+        message.push_str(hint);
     }
     message
 }

@@ -55,6 +55,10 @@ pub(crate) enum Refusal {
     TooNew { db: u32 },
     /// The history does not match the shipped migrations from `version` on.
     Diverged { version: u32, detail: String },
+    /// The history cannot even be read as migrations (a version that is not a
+    /// migration number). Unlike a divergence, `migration_status` has no history to
+    /// list for it, so it is an error there too.
+    UnreadableHistory { detail: String },
 }
 
 impl Refusal {
@@ -71,6 +75,11 @@ impl Refusal {
             Self::Diverged { version, detail } => StoreError::MigrationsDiverged {
                 path,
                 version,
+                detail,
+            },
+            Self::UnreadableHistory { detail } => StoreError::MigrationsDiverged {
+                path,
+                version: 0,
                 detail,
             },
         }
@@ -211,8 +220,7 @@ fn read_history(
     while let Some(row) = rows.next()? {
         let version: i64 = row.get(0)?;
         let Ok(version) = u32::try_from(version) else {
-            return Ok(Err(Refusal::Diverged {
-                version: 0,
+            return Ok(Err(Refusal::UnreadableHistory {
                 detail: format!("the history records version {version}, which is not a migration"),
             }));
         };
@@ -362,7 +370,9 @@ pub fn migration_status(path: &Path) -> Result<MigrationStatus, StoreError> {
         DbState::Refused(Refusal::Diverged { version, detail }) => {
             SchemaState::Diverged { version, detail }
         }
-        DbState::Refused(refusal @ Refusal::NotADatabase { .. }) => {
+        DbState::Refused(
+            refusal @ (Refusal::NotADatabase { .. } | Refusal::UnreadableHistory { .. }),
+        ) => {
             return Err(refusal.into_error(path));
         }
     };

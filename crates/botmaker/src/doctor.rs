@@ -207,13 +207,7 @@ fn with_migrate_hint(e: &StoreError) -> String {
         StoreError::MigrationsPending { .. } => "; run `cargo xtask migrate` or `botmaker migrate`",
         _ => "",
     };
-    let mut detail = e.to_string();
-    // MERGE: the guard only matters while botmaker-sqlite's message still ends with
-    // the hint; once it does not, `push_str` unconditionally.
-    if !detail.ends_with(hint) {
-        detail.push_str(hint);
-    }
-    detail
+    format!("{e}{hint}")
 }
 
 /// Leftovers swept on open, then the secrets store's own audit (or repair).

@@ -48,11 +48,7 @@ impl Error {
             Self::Domain(e) => e.is_retryable(),
             Self::Repo(e) => e.is_retryable(),
             #[cfg(feature = "sqlite")]
-            Self::Store(_e) => {
-                // MERGE: enable once botmaker-sqlite has StoreError::is_retryable:
-                // _e.is_retryable()
-                false
-            }
+            Self::Store(e) => e.is_retryable(),
             #[cfg(feature = "secrets")]
             Self::Secrets(e) => e.is_retryable(),
             Self::OrphanSecrets { .. } | Self::Compensation { .. } => false,

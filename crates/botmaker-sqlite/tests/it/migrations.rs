@@ -286,6 +286,31 @@ fn a_history_with_a_damaged_applied_on_is_refused_not_a_panic() {
     }
 }
 
+#[test]
+fn a_history_version_that_is_no_migration_is_refused_by_open_migrate_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("botmaker.db");
+    migrate(&path).unwrap();
+    let conn = Connection::open(&path).unwrap();
+    conn.execute("UPDATE refinery_schema_history SET version = -1", [])
+        .unwrap();
+    drop(conn);
+    let before = bytes(&path);
+
+    let diverged = |e: &StoreError| {
+        matches!(e, StoreError::MigrationsDiverged { version: 0, detail, .. }
+            if detail.contains("version -1, which is not a migration"))
+    };
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(diverged(&err), "open: {err:?}");
+    let err = migrate(&path).unwrap_err();
+    assert!(diverged(&err), "migrate: {err:?}");
+    // There is no history to list, so the status is an error too, not a state.
+    let err = migration_status(&path).unwrap_err();
+    assert!(diverged(&err), "status: {err:?}");
+    assert_eq!(bytes(&path), before);
+}
+
 /// Deterministic pseudo-random bytes.
 fn noise(len: usize, mut seed: u64) -> Vec<u8> {
     (0..len)
