@@ -98,6 +98,34 @@ fn the_sqlite_crate_never_sees_secrets_code() {
     );
 }
 
+/// The crates a service may depend on: the test kit is never among their normal
+/// dependencies (only a dev-dependency of theirs, or a dependency of the harnesses).
+const PRODUCT_CRATES: [&str; 5] = [
+    "botmaker-domain",
+    "botmaker-sqlite",
+    "botmaker-secrets",
+    "botmaker",
+    "botmaker-cli",
+];
+
+#[test]
+fn no_product_crate_depends_on_the_test_kit() {
+    for krate in PRODUCT_CRATES {
+        let crates = tree(&["-p", krate, "--all-features"]);
+        assert_absent(&crates, &["botmaker-testkit"], krate);
+    }
+}
+
+#[test]
+fn xtask_compiles_no_sqlite_and_none_of_our_crates() {
+    // So that `cargo xtask ci` reports `cargo fmt --check` before SQLite compiles.
+    let crates = tree(&["-p", "xtask"]);
+    assert!(crates.iter().any(|c| c == "clap"));
+    let mut forbidden = vec!["libsqlite3-sys", "rusqlite", "botmaker-testkit"];
+    forbidden.extend(PRODUCT_CRATES);
+    assert_absent(&crates, &forbidden, "xtask");
+}
+
 #[test]
 fn exactly_one_sqlite_is_linked() {
     let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
@@ -124,6 +152,9 @@ fn every_member_inherits_the_workspace_lints_and_package_fields() {
         "crates/botmaker-secrets",
         "crates/botmaker",
         "crates/botmaker-cli",
+        "crates/botmaker-testkit",
+        "crates/botmaker-stress",
+        "crates/botmaker-bench",
         "xtask",
         "tests",
     ] {

@@ -1,17 +1,21 @@
 //! `cargo xtask`: the project's automation, in Rust.
 //!
-//! - `cargo xtask migrate [--data-dir DIR] [--status]`: create or upgrade the database
-//!   (the same code path as `botmaker migrate`).
+//! - `cargo xtask migrate [--data-dir DIR] [--status]`: create or upgrade the database,
+//!   by running `botmaker migrate` (one code path for migrating).
 //! - `cargo xtask ci`: exactly what CI runs.
 //! - `cargo xtask bench [--n N] [--m M] [--threads T] [--raw]`: the standard workload
-//!   (`../shared/bench/WORKLOAD.md`) in a release build.
-//! - `cargo xtask stress [--secs S] [--seed X]`: the reliability campaign (RELIABILITY.md).
+//!   (`../shared/bench/WORKLOAD.md`), the `botmaker-bench` binary in a release build.
+//! - `cargo xtask stress [--secs S] [--seed X]`: the reliability campaign
+//!   (RELIABILITY.md), the `botmaker-stress` binary.
+//!
+//! Every command but `ci` hands its arguments to a binary of the workspace with
+//! `cargo run`, so xtask depends on none of our crates: building it compiles no SQLite,
+//! and `cargo xtask ci` can say what `cargo fmt --check` thinks before anything slow.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line program
 
-mod bench;
 mod ci;
-mod stress;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -61,28 +65,53 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
-    /// A child process of the stress campaign (internal).
-    #[command(hide = true)]
-    StressChild {
-        /// What the child does, as the campaign passes it.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Migrate { data_dir, status } => migrate(data_dir, status),
-        Command::Ci => ci::run(),
-        Command::Stress { secs, seed } => stress::run(secs, seed),
-        Command::StressChild { args } => stress::child(&args),
+        Command::Migrate { data_dir, status } => {
+            // The CLI's global flags come before its subcommand.
+            let mut args: Vec<OsString> = Vec::new();
+            if let Some(dir) = data_dir {
+                args.extend(["--data-dir".into(), dir.into_os_string()]);
+            }
+            args.push("migrate".into());
+            if status {
+                args.push("--status".into());
+            }
+            cargo_run(&["--quiet", "--package", "botmaker-cli"], &args)
+        }
+        Command::Ci => ci::run().map(|()| ExitCode::SUCCESS),
+        Command::Stress { secs, seed } => {
+            let mut args: Vec<OsString> = vec!["--secs".into(), secs.to_string().into()];
+            if let Some(seed) = seed {
+                args.extend(["--seed".into(), seed.to_string().into()]);
+            }
+            cargo_run(&["--quiet", "--package", "botmaker-stress"], &args)
+        }
         Command::Bench { n, m, threads, raw } => {
-            bench_command(bench::Params { n, m, threads, raw })
+            // Benchmarks only mean something in a release build.
+            eprintln!("bench: building and running in release mode");
+            let mut args: Vec<OsString> = vec![
+                "--n".into(),
+                n.to_string().into(),
+                "--m".into(),
+                m.to_string().into(),
+                "--threads".into(),
+                threads.to_string().into(),
+            ];
+            if raw {
+                args.push("--raw".into());
+            }
+            cargo_run(
+                &["--release", "--quiet", "--package", "botmaker-bench"],
+                &args,
+            )
         }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -90,43 +119,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn migrate(data_dir: Option<PathBuf>, status: bool) -> anyhow::Result<()> {
-    let mut config = botmaker::Config::from_env();
-    if let Some(dir) = data_dir {
-        config = config.with_data_dir(dir);
-    }
-    if status {
-        print!("{}", botmaker::migration_status(&config)?);
-    } else {
-        print!("{}", botmaker::migrate(&config)?);
-    }
-    Ok(())
-}
-
-/// Benchmarks only mean something in a release build: a debug build re-runs itself
-/// with `cargo run --release`.
-fn bench_command(params: bench::Params) -> anyhow::Result<()> {
+/// `cargo run OPTIONS -- ARGS` in this workspace, from the current directory (a relative
+/// `--data-dir` means what the user meant), passing stdout, stderr and the exit code
+/// through unchanged: the binary speaks for itself.
+fn cargo_run(options: &[&str], args: &[OsString]) -> anyhow::Result<ExitCode> {
     let root = ci::workspace_root()?;
-    if cfg!(debug_assertions) {
-        eprintln!("bench: building and running in release mode");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .current_dir(&root)
-            .args([
-                "run",
-                "--release",
-                "--quiet",
-                "--package",
-                "xtask",
-                "--",
-                "bench",
-            ])
-            .args(["--n", &params.n.to_string(), "--m", &params.m.to_string()])
-            .args(["--threads", &params.threads.to_string()])
-            .args(params.raw.then_some("--raw"))
-            .status()?;
-        anyhow::ensure!(status.success(), "the release benchmark failed: {status}");
-        return Ok(());
-    }
-    bench::run(params, &root.join("target"))
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .arg("run")
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .args(options)
+        .arg("--")
+        .args(args)
+        .status()?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        // Killed by a signal: say so, since the binary could not.
+        None => anyhow::bail!("{status}"),
+    })
 }

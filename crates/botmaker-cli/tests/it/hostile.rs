@@ -4,178 +4,23 @@
 //! panic or a signal. Nothing is created outside the installation, the working
 //! directory stays empty, and what was stored before is unchanged.
 //!
-//! The generator is a small seeded one (printed seed, `BOTMAKER_HOSTILE_SEED` to
-//! replay); the library-level corpus in `cargo xtask stress` uses the same pieces.
+//! The corpus and its seeded generator are the test kit's (printed seed,
+//! `BOTMAKER_HOSTILE_SEED` to replay), the same ones `cargo xtask stress` feeds the
+//! library with.
 
-use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 use std::process::Stdio;
+
+use botmaker::secrets::SecretsOptions;
+use botmaker_testkit::hostile as corpus;
+use botmaker_testkit::rng::Rng;
+use botmaker_testkit::scratch::entries;
 
 use crate::{Env, Run};
 
 /// How many generated inputs (each goes through about eight commands).
 const GENERATED: usize = 120;
-
-const FRAGMENTS: &[&str] = &[
-    "",
-    ".",
-    "..",
-    "/",
-    "../",
-    "..\\",
-    "/etc/passwd",
-    "\n",
-    "\r\n",
-    " ",
-    "\t",
-    "~",
-    "$HOME",
-    "%2e%2e",
-    ".tmp-1-00-1",
-    ".trash-",
-    ".quarantine",
-    "-",
-    "--",
-    "--help",
-    "-rf",
-    "*",
-    "?",
-    "\\",
-    "'",
-    "\"",
-    ";",
-    "|",
-    "`",
-    "$(id)",
-    "\u{202e}",
-    "\u{200b}",
-    "\u{ff46}",
-    "\u{130}",
-    "\u{e9}",
-    "\u{feff}",
-    "\u{7f}",
-    "\u{1}",
-    "\u{1b}[31m",
-    "a",
-    "z",
-    "bot",
-    "ai_api_key",
-    "channel_token",
-    "x",
-    "0",
-    "_",
-    "A",
-    "-bot",
-    "bot-",
-    "a-b",
-    "a_b",
-    "0192f5a4-1b2c-7d3e-8f40-112233445566",
-    "0192F5A4-1B2C-7D3E-8F40-112233445566",
-    "{0192f5a4-1b2c-7d3e-8f40-112233445566}",
-    "urn:uuid:0192f5a4-1b2c-7d3e-8f40-112233445566",
-    "00000000-0000-0000-0000-000000000000",
-    "gpt-4o",
-    "a//b",
-    "running",
-    "failed",
-    "openai",
-    "slack",
-];
-
-/// Known-bad inputs, always run.
-const FIXED: &[&str] = &[
-    "..",
-    ".",
-    "/",
-    "../../etc/passwd",
-    "a/b",
-    ".tmp-123-abc-1",
-    ".trash-x",
-    ".quarantine",
-    "-",
-    "--help",
-    "-h",
-    "--version",
-    "",
-    " ",
-    "\n",
-    "a\nb",
-    "\u{1b}[2J",
-    "\u{202e}kcatta",
-    "ＡＢＣ",
-    "İ",
-    "0192F5A4-1B2C-7D3E-8F40-112233445566",
-    "{0192f5a4-1b2c-7d3e-8f40-112233445566}",
-    "ai_api_key/../../x",
-    "AI_API_KEY",
-    "_x",
-    "x-y",
-    "a%2fb",
-    "$(touch pwned)",
-    "`touch pwned`",
-    "; touch pwned",
-    "| touch pwned",
-    "*",
-    "~root",
-];
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap()
-    }
-
-    fn string(&mut self) -> String {
-        let mut s = String::new();
-        match self.below(6) {
-            0..=2 => {
-                for _ in 0..=self.below(4) {
-                    s.push_str(FRAGMENTS[self.below(FRAGMENTS.len())]);
-                }
-            }
-            3 => {
-                let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789-_";
-                for _ in 0..[1, 8, 63, 64, 65, 70][self.below(6)] {
-                    s.push(char::from(alphabet[self.below(alphabet.len())]));
-                }
-            }
-            4 => {
-                for _ in 0..self.below(30) {
-                    s.push(
-                        char::from_u32(u32::try_from(1 + self.below(0x2fff)).unwrap())
-                            .unwrap_or('?'),
-                    );
-                }
-            }
-            _ => s = FRAGMENTS[self.below(FRAGMENTS.len())].repeat(1 + self.below(100)),
-        }
-        s
-    }
-
-    fn value(&mut self) -> Vec<u8> {
-        let len = match self.below(6) {
-            0 => 0,
-            1 => 64 * 1024 + 1 + self.below(10),
-            2 => self.below(64 * 1024),
-            _ => self.below(40),
-        };
-        (0..len)
-            .map(|_| u8::try_from(self.below(256)).unwrap())
-            .collect()
-    }
-}
 
 /// The documented outcomes, and never a panic or a signal.
 #[track_caller]
@@ -216,13 +61,6 @@ fn run_os(env: &Env, args: &[&OsStr], stdin: &[u8]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
-}
-
-fn entries(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
 }
 
 /// One input through every subcommand that takes a user's string.
@@ -308,17 +146,7 @@ fn feed(env: &Env, s: &OsStr, s2: &OsStr, value: &[u8], victims: &[String]) {
 
 #[test]
 fn hostile_input_through_every_subcommand_is_refused_cleanly() {
-    let seed = std::env::var("BOTMAKER_HOSTILE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap();
-            t.as_secs() ^ u64::from(t.subsec_nanos()) << 20
-        });
-    eprintln!("hostile corpus seed {seed} (BOTMAKER_HOSTILE_SEED={seed} replays it)");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(Rng::seed_from_env("BOTMAKER_HOSTILE_SEED"));
 
     let env = Env::new();
     std::fs::create_dir(env.dir.path().join("cwd")).unwrap();
@@ -358,7 +186,7 @@ fn hostile_input_through_every_subcommand_is_refused_cleanly() {
         scratch,
     ];
 
-    let mut inputs: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = FIXED
+    let mut inputs: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = corpus::KNOWN_BAD
         .iter()
         .map(|s| {
             (
@@ -372,7 +200,11 @@ fn hostile_input_through_every_subcommand_is_refused_cleanly() {
     inputs.push((b"a\xffb".to_vec(), b"\xc3(".to_vec(), b"\xff\xfe".to_vec()));
     inputs.push((b"\xed\xa0\x80".to_vec(), b"x".to_vec(), b"v".to_vec()));
     for _ in 0..GENERATED {
-        let (s, s2, v) = (rng.string(), rng.string(), rng.value());
+        let (s, s2, v) = (
+            corpus::string(&mut rng),
+            corpus::string(&mut rng),
+            corpus::value(&mut rng, SecretsOptions::DEFAULT_MAX_SECRET_SIZE),
+        );
         inputs.push((s.into_bytes(), s2.into_bytes(), v));
     }
     for (s, s2, v) in &inputs {
@@ -404,7 +236,7 @@ fn hostile_input_through_every_subcommand_is_refused_cleanly() {
     // Nothing escaped: the working directory is empty, the outside canary untouched,
     // the installation holds only its own entries, and the doctor finds it healthy.
     assert!(entries(&env.dir.path().join("cwd")).is_empty());
-    assert_eq!(entries(&outside), BTreeSet::from(["ai_api_key".to_owned()]));
+    assert_eq!(entries(&outside), ["ai_api_key"]);
     assert_eq!(
         std::fs::read(outside.join("ai_api_key")).unwrap(),
         b"CANARY"
@@ -412,8 +244,6 @@ fn hostile_input_through_every_subcommand_is_refused_cleanly() {
     assert_eq!(
         entries(env.dir.path()),
         ["cwd", "data", "outside", "secrets"]
-            .map(String::from)
-            .into()
     );
     for entry in entries(&env.secrets()) {
         assert!(

@@ -4,10 +4,11 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use botmaker_domain::BotId;
 use botmaker_secrets::SecretsStore;
+use botmaker_testkit::rng::Rng;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -42,31 +43,10 @@ fn rotate_child() {
     }
 }
 
-/// xorshift64*, seeded from the clock (the seed is printed to replay a failure).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 #[test]
 fn sigkill_mid_rotation_leaves_a_whole_value() {
-    let seed = std::env::var("BOTMAKER_SECRETS_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            let d = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap();
-            (d.as_secs() << 30) ^ u64::from(d.subsec_nanos()) | 1
-        });
-    eprintln!("crash test seed: {seed} (set BOTMAKER_SECRETS_CRASH_SEED to replay)");
-    let mut rng = Rng(seed);
+    let seed = Rng::seed_from_env("BOTMAKER_SECRETS_CRASH_SEED");
+    let mut rng = Rng::new(seed);
 
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("secrets");
@@ -102,7 +82,7 @@ fn sigkill_mid_rotation_leaves_a_whole_value() {
                 None => panic!("child exited before it was ready"),
             }
         }
-        std::thread::sleep(Duration::from_micros(rng.next() % 20_000));
+        std::thread::sleep(Duration::from_micros(rng.below(20_000)));
         kill(
             Pid::from_raw(i32::try_from(child.id()).unwrap()),
             Signal::SIGKILL,

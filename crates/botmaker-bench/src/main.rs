@@ -1,9 +1,10 @@
-//! `cargo xtask bench`: the standard workload of `../shared/bench/WORKLOAD.md`, through
-//! the facade's public API, and with `--raw` a second time through bare rusqlite and
-//! bare descriptor-relative syscalls, printing each phase's ratio api/raw.
+//! `botmaker-bench [--n N] [--m M] [--threads T] [--raw]` (run by `cargo xtask bench`):
+//! the standard workload of `../shared/bench/WORKLOAD.md`, through the facade's public
+//! API, and with `--raw` a second time through bare rusqlite and bare
+//! descriptor-relative syscalls, printing each phase's ratio api/raw.
 //!
-//! JSON lines on stdout, progress on stderr. Always runs in a release build: a debug
-//! invocation re-executes itself with `cargo run --release`.
+//! JSON lines on stdout, progress on stderr. Figures mean something only in a release
+//! build, which `cargo xtask bench` makes; BENCHMARKS.md holds them.
 //!
 //! With `--raw`, both variants hold their own database (or secrets root) at the same
 //! time and take turns: each phase is cut into [`SLICES`] slices of its work, run
@@ -12,11 +13,13 @@
 //! the disk's journal, the CPU's clock), which keeps their ratio meaningful on a
 //! shared, noisy machine. Each phase function is its own `#[inline(never)]` function,
 //! so that a profile (`valgrind --tool=callgrind`) attributes its cost by name.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line program
 
 use std::fs;
 use std::hint::black_box;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -26,16 +29,47 @@ use botmaker::domain::{
 };
 use botmaker::secrets::SecretsStore;
 use botmaker::sqlite::SqliteStore;
+use botmaker_testkit::scratch::Scratch;
 
 mod raw;
 
-/// The workload's parameters.
-#[derive(Clone, Copy, Debug)]
+/// Run the standard benchmark workload through the public API.
+#[derive(Clone, Copy, Debug, clap::Parser)]
+#[command(name = "botmaker-bench")]
 pub(crate) struct Params {
+    /// Rows of the database part.
+    #[arg(long, default_value_t = 20_000)]
     pub(crate) n: usize,
+    /// Bots of the secrets part.
+    #[arg(long, default_value_t = 1_000)]
     pub(crate) m: usize,
+    /// Threads of the parallel part.
+    #[arg(long, default_value_t = 4)]
     pub(crate) threads: usize,
+    /// Also run it through bare rusqlite and bare syscalls, and print api/raw ratios.
+    #[arg(long)]
     pub(crate) raw: bool,
+}
+
+fn main() -> ExitCode {
+    let params = <Params as clap::Parser>::parse();
+    match scratch_base().and_then(|base| run(params, &base)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where the workload's files go: the target directory this binary was built into
+/// (beside the sources' disk, and never a tmpfs `/tmp` whose fsync costs nothing).
+fn scratch_base() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the running executable")?;
+    exe.ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .context("the running executable is not in a target directory")
 }
 
 /// One timed phase.
@@ -145,30 +179,6 @@ pub(crate) fn visit(k: usize, n: usize) -> usize {
     (k * 7919) % n
 }
 
-/// A fresh temporary directory under `target/`, removed on drop.
-pub(crate) struct TempDir(PathBuf);
-
-impl TempDir {
-    pub(crate) fn new(root: &Path, label: &str) -> Result<Self> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos();
-        let dir = root.join(format!("bench-{label}-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        Ok(Self(dir))
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Runs the workload and prints its JSON lines.
 pub(crate) fn run(params: Params, scratch: &Path) -> Result<()> {
     let Params { n, m, threads, .. } = params;
@@ -245,7 +255,7 @@ fn database_phases(
     scratch: &Path,
 ) -> Result<Vec<(Phase, Option<Phase>)>> {
     let rows = Rows::new(n, |i| format!("bot-{i}"))?;
-    let dir = TempDir::new(scratch, "db")?;
+    let dir = Scratch::new_in(scratch, "bench-db")?;
     let db = dir.path().join("botmaker.db");
     botmaker::sqlite::migrate(&db)?;
     let store = SqliteStore::open(&db)?;
@@ -398,7 +408,7 @@ impl SecretsInput {
 }
 
 fn secrets_phases(m: usize, with_raw: bool, scratch: &Path) -> Result<Vec<(Phase, Option<Phase>)>> {
-    let dir = TempDir::new(scratch, "secrets")?;
+    let dir = Scratch::new_in(scratch, "bench-secrets")?;
     let store = SecretsStore::open(&dir.path().join("secrets"))?;
     let ids: Vec<BotId> = (0..m)
         .map(|_| BotId::from_uuid(uuid::Uuid::new_v4()))
@@ -524,7 +534,7 @@ fn parallel_phases(
     let extra: Vec<Vec<NewBot>> = (0..threads)
         .map(|t| Rows::new(n / threads, |i| format!("p{t}-{i}")).map(|r| r.news))
         .collect::<Result<_>>()?;
-    let dir = TempDir::new(scratch, "parallel")?;
+    let dir = Scratch::new_in(scratch, "bench-parallel")?;
     let db = dir.path().join("botmaker.db");
     botmaker::sqlite::migrate(&db)?;
     let store = SqliteStore::open(&db)?;

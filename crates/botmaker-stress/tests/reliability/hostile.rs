@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use crate::stress::hostile::Target;
+use botmaker_stress::hostile::Target;
 
 fn hostile_string() -> impl Strategy<Value = String> {
     prop_oneof![

@@ -4,7 +4,7 @@
 
 /// The value generation `generation` of secret `name` (index) of bot `bot` (index).
 /// Lengths vary from a few bytes to about 40 KiB, so writes span many pages.
-pub(crate) fn make(bot: usize, name: usize, generation: u64) -> Vec<u8> {
+pub fn make(bot: usize, name: usize, generation: u64) -> Vec<u8> {
     let mix = generation
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
         .rotate_left(17)
@@ -25,7 +25,7 @@ pub(crate) fn make(bot: usize, name: usize, generation: u64) -> Vec<u8> {
 
 /// Which `(bot, name, generation)` a stored value is, if it is exactly one of
 /// [`make`]'s values; `None` for anything torn, cut, or foreign.
-pub(crate) fn identify(bytes: &[u8]) -> Option<(usize, usize, u64)> {
+pub fn identify(bytes: &[u8]) -> Option<(usize, usize, u64)> {
     let end = bytes.iter().position(|&b| b == b'\n')?;
     let header = std::str::from_utf8(&bytes[..end]).ok()?;
     let mut parts = header.split(' ');

@@ -11,8 +11,9 @@ use anyhow::Result;
 use botmaker::domain::{BotId, BotStatus, NewBot, SecretName};
 use botmaker::{BotRef, Botmaker, Config, FindingKind};
 
-use super::common::{Deadline, Launcher, Scratch, Tally, replay, say};
-use super::rng::Rng;
+use super::common::{ChildBinary, Deadline, Tally, keep_if_failed, replay, say};
+use botmaker_testkit::rng::Rng;
+use botmaker_testkit::scratch::Scratch;
 
 const NAMES: [&str; 3] = SecretName::REQUIRED;
 
@@ -91,7 +92,7 @@ fn apply(model: &mut Model, op: &Op) {
 }
 
 /// The child: `facade-writer DATA SECRETS SEED BASE`. Runs until killed.
-pub(crate) fn child(args: &[String]) -> Result<()> {
+pub fn child(args: &[String]) -> Result<()> {
     let [data, secrets, seed, base] = args else {
         anyhow::bail!("usage: facade-writer DATA SECRETS SEED BASE");
     };
@@ -170,16 +171,16 @@ pub(crate) fn child(args: &[String]) -> Result<()> {
 }
 
 /// The parent: kills children until `deadline`.
-pub(crate) fn run(launcher: &Launcher, deadline: Deadline, rng: &mut Rng) -> Result<Tally> {
+pub fn run(child_bin: &ChildBinary, deadline: Deadline, rng: &mut Rng) -> Result<Tally> {
     let mut tally = Tally::new("facade-writer");
-    let mut scratch = Scratch::new("facade")?;
+    let mut scratch = Scratch::new("stress-facade")?;
     let config = Config::new(scratch.path().join("data"), scratch.path().join("secrets"));
     botmaker::migrate(&config)?;
     let mut model = Model::new();
     let mut round: u64 = 0;
     while !deadline.over(round) {
         round += 1;
-        let mut child = launcher.spawn(&[
+        let mut child = child_bin.spawn(&[
             "facade-writer".to_owned(),
             config.data_dir().display().to_string(),
             config.secrets_dir().display().to_string(),
@@ -192,7 +193,7 @@ pub(crate) fn run(launcher: &Launcher, deadline: Deadline, rng: &mut Rng) -> Res
         });
         verify(&config, &mut model, pending.as_ref(), &mut tally)?;
     }
-    scratch.keep_if_failed(&mut tally);
+    keep_if_failed(&mut scratch, &mut tally);
     Ok(tally)
 }
 

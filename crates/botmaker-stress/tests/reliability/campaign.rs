@@ -4,14 +4,13 @@
 
 use std::time::Duration;
 
-use crate::stress::common::{ARG_SEPARATOR, Deadline, Launcher, Tally, payload};
-use crate::stress::rng::Rng;
-use crate::stress::{contention, db_crash, facade_crash, hostile, secrets_crash, symlink_race};
+use botmaker_stress::common::{ChildBinary, Deadline, Tally, payload};
+use botmaker_stress::{contention, db_crash, facade_crash, hostile, secrets_crash, symlink_race};
+use botmaker_testkit::rng::Rng;
 
-const CHILD_ENV: &str = "BOTMAKER_RELIABILITY_STRESS_CHILD";
-
-fn launcher() -> Launcher {
-    Launcher::test_binary("campaign::stress_child_or_protocol", CHILD_ENV).unwrap()
+/// The children are this package's child binary, which cargo builds for its tests.
+fn child_binary() -> ChildBinary {
+    ChildBinary::at(env!("CARGO_BIN_EXE_botmaker-stress-child"))
 }
 
 #[track_caller]
@@ -20,15 +19,10 @@ fn assert_clean(t: &Tally) {
     assert_eq!(t.failures, 0, "{t}");
 }
 
-/// In a child (the variable set): one of the campaign's children. In a normal run: the
-/// line protocol survives the test harness's own output on the same line.
+/// A protocol line is found even after other output on the same line (a child's
+/// stdout is shared with whatever its libraries print).
 #[test]
-fn stress_child_or_protocol() {
-    if let Ok(args) = std::env::var(CHILD_ENV) {
-        let args: Vec<String> = args.split(ARG_SEPARATOR).map(str::to_owned).collect();
-        crate::stress::child(&args).unwrap();
-        return;
-    }
+fn protocol_lines_survive_other_output_on_the_same_line() {
     assert_eq!(payload("test campaign::x ... @@ ready"), Some("ready"));
     assert_eq!(payload("@@ B w 1 2 3"), Some("B w 1 2 3"));
     assert_eq!(payload("running 1 test"), None);
@@ -38,7 +32,7 @@ fn stress_child_or_protocol() {
 fn secret_writer_killed_at_random_points_loses_nothing() {
     let mut rng = Rng::new(crate::seed());
     let t = secrets_crash::run(
-        &launcher(),
+        &child_binary(),
         Deadline::at_least(Duration::from_secs(2), 25),
         &mut rng,
         5,
@@ -53,7 +47,7 @@ fn secret_writer_killed_at_random_points_loses_nothing() {
 fn database_writer_killed_at_random_points_loses_nothing() {
     let mut rng = Rng::new(crate::seed());
     let t = db_crash::run(
-        &launcher(),
+        &child_binary(),
         Deadline::at_least(Duration::from_secs(2), 25),
         &mut rng,
     )
@@ -67,7 +61,7 @@ fn database_writer_killed_at_random_points_loses_nothing() {
 fn facade_writer_killed_at_random_points_leaves_only_what_the_doctor_repairs() {
     let mut rng = Rng::new(crate::seed());
     let t = facade_crash::run(
-        &launcher(),
+        &child_binary(),
         Deadline::at_least(Duration::from_secs(2), 20),
         &mut rng,
     )
@@ -81,7 +75,7 @@ fn facade_writer_killed_at_random_points_leaves_only_what_the_doctor_repairs() {
 fn eight_processes_and_eight_threads_never_see_busy() {
     let mut rng = Rng::new(crate::seed());
     let t = contention::run(
-        &launcher(),
+        &child_binary(),
         Deadline::after(Duration::from_secs(3)),
         &mut rng,
     )

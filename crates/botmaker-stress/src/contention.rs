@@ -12,15 +12,16 @@ use anyhow::Result;
 use botmaker::domain::{BotId, BotName, BotStatus, NewBot, RepoError, SecretName};
 use botmaker::{BotRef, Botmaker, Config, Error, FindingKind};
 
-use super::common::{Deadline, Launcher, Scratch, Tally, say};
-use super::rng::Rng;
+use super::common::{ChildBinary, Deadline, Tally, keep_if_failed, say};
+use botmaker_testkit::rng::Rng;
+use botmaker_testkit::scratch::Scratch;
 
 /// Processes and threads.
-pub(crate) const WORKERS: usize = 8;
+pub const WORKERS: usize = 8;
 
 /// What one worker saw.
 #[derive(Debug, Default)]
-pub(crate) struct WorkerResult {
+pub struct WorkerResult {
     ops: u64,
     busy: u64,
     failures: Vec<String>,
@@ -50,7 +51,7 @@ const NAMES: [&str; 3] = ["ai_api_key", "channel_token", "channel_config"];
 /// One worker's loop: operations on its own bots until `deadline`, then a check of
 /// every bot it knows.
 #[allow(clippy::too_many_lines)] // one worker's loop, read top to bottom
-pub(crate) fn worker(bm: &Botmaker, tag: &str, deadline: Deadline, rng: &mut Rng) -> WorkerResult {
+pub fn worker(bm: &Botmaker, tag: &str, deadline: Deadline, rng: &mut Rng) -> WorkerResult {
     let mut r = WorkerResult::default();
     let names: Vec<SecretName> = NAMES.iter().filter_map(|n| n.parse().ok()).collect();
     let mut mine: BTreeMap<BotId, Owned> = BTreeMap::new();
@@ -234,7 +235,7 @@ const GO: &str = "go";
 /// The child: `contention DATA SECRETS MILLIS SEED TAG`: opens the installation, says
 /// `ready`, waits for the parent's go, runs one worker, then prints one `R` line
 /// (`ops busy failures`) and one `F` line per failure.
-pub(crate) fn child(args: &[String]) -> Result<()> {
+pub fn child(args: &[String]) -> Result<()> {
     let [data, secrets, millis, seed, tag] = args else {
         anyhow::bail!("usage: contention DATA SECRETS MILLIS SEED TAG");
     };
@@ -264,9 +265,9 @@ pub(crate) fn child(args: &[String]) -> Result<()> {
 }
 
 /// The parent: `WORKERS` child processes and `WORKERS` threads until `deadline`.
-pub(crate) fn run(launcher: &Launcher, deadline: Deadline, rng: &mut Rng) -> Result<Tally> {
+pub fn run(child_bin: &ChildBinary, deadline: Deadline, rng: &mut Rng) -> Result<Tally> {
     let mut tally = Tally::new("contention");
-    let mut scratch = Scratch::new("contention")?;
+    let mut scratch = Scratch::new("stress-contention")?;
     let config = Config::new(scratch.path().join("data"), scratch.path().join("secrets"));
     botmaker::migrate(&config)?;
     let millis = u64::try_from(deadline.remaining().as_millis())
@@ -274,7 +275,7 @@ pub(crate) fn run(launcher: &Launcher, deadline: Deadline, rng: &mut Rng) -> Res
         .max(200);
     let mut children = Vec::new();
     for p in 0..WORKERS {
-        children.push(launcher.spawn(&[
+        children.push(child_bin.spawn(&[
             "contention".to_owned(),
             config.data_dir().display().to_string(),
             config.secrets_dir().display().to_string(),
@@ -349,6 +350,6 @@ pub(crate) fn run(launcher: &Launcher, deadline: Deadline, rng: &mut Rng) -> Res
     } else {
         Err(format!("doctor after contention: {}", bad.join("; ")))
     });
-    scratch.keep_if_failed(&mut tally);
+    keep_if_failed(&mut scratch, &mut tally);
     Ok(tally)
 }

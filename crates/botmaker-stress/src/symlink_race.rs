@@ -17,7 +17,8 @@ use botmaker::domain::{BotId, SecretName};
 use botmaker::secrets::{SecretsError, SecretsStore};
 use nix::fcntl::{RenameFlags, renameat2};
 
-use super::common::{Deadline, Scratch, Tally};
+use super::common::{Deadline, Tally, keep_if_failed};
+use botmaker_testkit::scratch::Scratch;
 
 const CANARY: &[u8] = b"CANARY-OUTSIDE-THE-STORE";
 const WORKERS: usize = 2;
@@ -108,9 +109,9 @@ fn is_link(p: &Path) -> bool {
 
 /// Runs until `deadline`; an iteration is one exchange attempt.
 #[allow(clippy::too_many_lines)] // the race and its workers, read top to bottom
-pub(crate) fn run(deadline: Deadline) -> Result<Tally> {
+pub fn run(deadline: Deadline) -> Result<Tally> {
     let mut tally = Tally::new("symlink-swap");
-    let mut scratch = Scratch::new("symlink")?;
+    let mut scratch = Scratch::new("stress-symlink")?;
     let root = scratch.path().join("secrets");
     let canary = Canary::new(scratch.path().join("outside"))?;
     tally.add("atime-detector", u64::from(canary.atime_works));
@@ -257,6 +258,6 @@ pub(crate) fn run(deadline: Deadline) -> Result<Tally> {
     tally.add("iterations", iterations);
     tally.add("exchanges", exchanged);
     tally.add("refused", refused.load(Ordering::Relaxed));
-    scratch.keep_if_failed(&mut tally);
+    keep_if_failed(&mut scratch, &mut tally);
     Ok(tally)
 }

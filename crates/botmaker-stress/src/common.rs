@@ -1,15 +1,15 @@
 //! What the parts share: tallies, deadlines, scratch directories, child processes and
 //! their line protocol.
 
-use std::ffi::OsString;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use botmaker_testkit::rng::Rng;
+use botmaker_testkit::scratch::Scratch;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -18,26 +18,27 @@ const KEPT_FAILURES: usize = 20;
 
 /// What one part of the campaign did.
 #[derive(Debug, Default)]
-pub(crate) struct Tally {
+pub struct Tally {
     /// The part's name.
-    pub(crate) part: &'static str,
+    pub part: &'static str,
     /// Operations performed (by children as far as they acknowledged them, and in
     /// process).
-    pub(crate) ops: u64,
+    pub ops: u64,
     /// Child processes SIGKILLed.
-    pub(crate) kills: u64,
+    pub kills: u64,
     /// Invariant checks that passed or failed.
-    pub(crate) checks: u64,
+    pub checks: u64,
     /// Failed checks.
-    pub(crate) failures: u64,
+    pub failures: u64,
     /// The first failure messages.
-    pub(crate) messages: Vec<String>,
+    pub messages: Vec<String>,
     /// Part-specific counts, printed after the standard ones.
-    pub(crate) extra: Vec<(&'static str, u64)>,
+    pub extra: Vec<(&'static str, u64)>,
 }
 
 impl Tally {
-    pub(crate) fn new(part: &'static str) -> Self {
+    /// An empty tally for part `part`.
+    pub fn new(part: &'static str) -> Self {
         Self {
             part,
             ..Self::default()
@@ -45,7 +46,7 @@ impl Tally {
     }
 
     /// Records one check: `Ok` passes, `Err(message)` fails.
-    pub(crate) fn check(&mut self, outcome: Result<(), String>) {
+    pub fn check(&mut self, outcome: Result<(), String>) {
         self.checks += 1;
         if let Err(m) = outcome {
             self.fail(m);
@@ -53,7 +54,7 @@ impl Tally {
     }
 
     /// Records a failure outside a check (a child reported one, setup failed).
-    pub(crate) fn fail(&mut self, message: String) {
+    pub fn fail(&mut self, message: String) {
         self.failures += 1;
         if self.messages.len() < KEPT_FAILURES {
             self.messages.push(message);
@@ -61,7 +62,7 @@ impl Tally {
     }
 
     /// Adds `n` to the part-specific count `name`.
-    pub(crate) fn add(&mut self, name: &'static str, n: u64) {
+    pub fn add(&mut self, name: &'static str, n: u64) {
         match self.extra.iter_mut().find(|(k, _)| *k == name) {
             Some((_, v)) => *v += n,
             None => self.extra.push((name, n)),
@@ -69,7 +70,7 @@ impl Tally {
     }
 
     /// The part-specific count `name` (0 if never added).
-    pub(crate) fn get(&self, name: &str) -> u64 {
+    pub fn get(&self, name: &str) -> u64 {
         self.extra
             .iter()
             .find(|(k, _)| *k == name)
@@ -97,13 +98,14 @@ impl fmt::Display for Tally {
 /// When a part must stop: at a time, and (for the tests, whose assertions must not
 /// depend on the machine's speed) not before it has done at least `min` rounds.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Deadline {
+pub struct Deadline {
     at: Instant,
     min: u64,
 }
 
 impl Deadline {
-    pub(crate) fn after(d: Duration) -> Self {
+    /// After `d`, however few rounds were done (the campaign: a share of its time).
+    pub fn after(d: Duration) -> Self {
         Self {
             at: Instant::now() + d,
             min: 0,
@@ -111,142 +113,84 @@ impl Deadline {
     }
 
     /// After `d`, but not before `min` rounds.
-    #[allow(dead_code)] // used by the reliability tests, which include this module
-    pub(crate) fn at_least(d: Duration, min: u64) -> Self {
+    pub fn at_least(d: Duration, min: u64) -> Self {
         Self {
             at: Instant::now() + d,
             min,
         }
     }
 
-    pub(crate) fn passed(self) -> bool {
+    /// Whether the time is up, whatever the rounds.
+    pub fn passed(self) -> bool {
         Instant::now() >= self.at
     }
 
     /// Whether a loop that has done `rounds` rounds should stop.
-    pub(crate) fn over(self, rounds: u64) -> bool {
+    pub fn over(self, rounds: u64) -> bool {
         rounds >= self.min && self.passed()
     }
 
-    pub(crate) fn remaining(self) -> Duration {
+    /// The time left (zero once passed).
+    pub fn remaining(self) -> Duration {
         self.at.saturating_duration_since(Instant::now())
     }
 }
 
-/// A scratch directory (0700) removed on drop, unless `keep` was called (a part that
-/// failed keeps its directory for inspection).
-#[derive(Debug)]
-pub(crate) struct Scratch {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Scratch {
-    pub(crate) fn new(part: &str) -> Result<Self> {
-        let base = std::env::temp_dir();
-        for attempt in 0..100u32 {
-            let path = base.join(format!(
-                "botmaker-stress-{part}-{}-{attempt}-{}",
-                std::process::id(),
-                super::rng::Rng::seed_from_clock() % 1_000_000
-            ));
-            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => return Ok(Self { path, keep: false }),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
-            }
-        }
-        anyhow::bail!("cannot create a scratch directory in {}", base.display())
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub(crate) fn keep(&mut self) {
-        self.keep = true;
-    }
-
-    /// Keeps the directory for a post-mortem when the part had failures, and says where.
-    pub(crate) fn keep_if_failed(&mut self, tally: &mut Tally) {
-        if tally.failures > 0 {
-            self.keep();
-            tally.fail(format!("scratch directory kept: {}", self.path.display()));
-        }
+/// Keeps a part's scratch directory for a post-mortem when the part had failures, and
+/// names it among the failures, so the last line of a failed run says where to look.
+pub fn keep_if_failed(scratch: &mut Scratch, tally: &mut Tally) {
+    if scratch.keep_if(tally.failures > 0) {
+        tally.fail(format!(
+            "scratch directory kept: {}",
+            scratch.path().display()
+        ));
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-/// How the campaign starts its child processes: `xtask stress-child ARGS` from the
-/// xtask binary, or the test binary re-running one test with the arguments in an
-/// environment variable.
+/// The program the campaign SIGKILLs: the `botmaker-stress-child` binary, started with
+/// real arguments (`botmaker-stress-child PART ARGS...`, see [`crate::child`]).
 #[derive(Clone, Debug)]
-pub(crate) struct Launcher {
+pub struct ChildBinary {
     exe: PathBuf,
-    prefix: Vec<OsString>,
-    env: Option<&'static str>,
 }
 
-/// The separator of arguments passed in an environment variable.
-pub(crate) const ARG_SEPARATOR: char = '\u{1f}';
+/// The child binary's name, as Cargo.toml declares it.
+pub const CHILD_BINARY: &str = "botmaker-stress-child";
 
-impl Launcher {
-    /// `<this executable> stress-child ARGS`.
-    pub(crate) fn xtask() -> Result<Self> {
-        Ok(Self {
-            exe: std::env::current_exe().context("locating the xtask executable")?,
-            prefix: vec!["stress-child".into()],
-            env: None,
-        })
+impl ChildBinary {
+    /// The child binary at `exe` (a test passes `env!("CARGO_BIN_EXE_botmaker-stress-child")`).
+    pub fn at(exe: impl Into<PathBuf>) -> Self {
+        Self { exe: exe.into() }
     }
 
-    /// `<this test binary> --exact TEST --nocapture` with `ENV=ARGS` (joined by
-    /// [`ARG_SEPARATOR`]).
-    #[allow(dead_code)] // used by the reliability tests, which include this module
-    pub(crate) fn test_binary(test: &str, env: &'static str) -> Result<Self> {
-        Ok(Self {
-            exe: std::env::current_exe().context("locating the test executable")?,
-            prefix: [
-                "--exact",
-                test,
-                "--nocapture",
-                "--test-threads=1",
-                "--quiet",
-            ]
-            .into_iter()
-            .map(OsString::from)
-            .collect(),
-            env: Some(env),
-        })
+    /// The child binary beside the running executable: cargo builds every binary of a
+    /// package into the same directory.
+    pub fn beside_current_exe() -> Result<Self> {
+        let exe = std::env::current_exe().context("locating the running executable")?;
+        let exe = exe
+            .parent()
+            .context("the running executable has no directory")?
+            .join(CHILD_BINARY);
+        anyhow::ensure!(
+            exe.is_file(),
+            "{} is missing (cargo build -p botmaker-stress builds it)",
+            exe.display()
+        );
+        Ok(Self { exe })
     }
 
-    pub(crate) fn command(&self, args: &[String]) -> Command {
+    /// The command for one child, with its stdout and stderr piped.
+    pub fn command(&self, args: &[String]) -> Command {
         let mut cmd = Command::new(&self.exe);
-        cmd.args(&self.prefix);
-        match self.env {
-            None => {
-                cmd.args(args);
-            }
-            Some(var) => {
-                let joined: Vec<&str> = args.iter().map(String::as_str).collect();
-                cmd.env(var, joined.join(&ARG_SEPARATOR.to_string()));
-            }
-        }
-        cmd.stdin(Stdio::null())
+        cmd.args(args)
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         cmd
     }
 
     /// Starts a child with piped stdout.
-    pub(crate) fn spawn(&self, args: &[String]) -> Result<Running> {
+    pub fn spawn(&self, args: &[String]) -> Result<Running> {
         let mut child = self
             .command(args)
             .spawn()
@@ -260,13 +204,13 @@ impl Launcher {
     }
 }
 
-/// Protocol lines start with this marker (the test harness may print before it on the
+/// Protocol lines start with this marker (a library the child uses may print before it on the
 /// same line).
-pub(crate) const MARK: &str = "@@ ";
+pub const MARK: &str = "@@ ";
 
 /// Prints one protocol line on stdout and flushes it, so that the parent has it even
 /// if this process is SIGKILLed right after.
-pub(crate) fn say(line: &str) {
+pub fn say(line: &str) {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     // A parent that went away cannot be told anything; the child is about to be
@@ -278,7 +222,7 @@ pub(crate) fn say(line: &str) {
 /// Replays a killed child's protocol lines: each `B <op>` announces an operation and
 /// the following `A` acknowledges it (counted, and handed to `acknowledged`); `F <msg>`
 /// is a failure the child saw. Returns the operation in flight when it was killed.
-pub(crate) fn replay<Op>(
+pub fn replay<Op>(
     lines: &[String],
     parse: impl Fn(&str) -> Option<Op>,
     tally: &mut Tally,
@@ -301,22 +245,22 @@ pub(crate) fn replay<Op>(
 }
 
 /// The protocol payload of an output line, if it has one.
-pub(crate) fn payload(line: &str) -> Option<&str> {
+pub fn payload(line: &str) -> Option<&str> {
     line.find(MARK).map(|i| &line[i + MARK.len()..])
 }
 
 /// A running child process and its protocol lines.
 #[derive(Debug)]
-pub(crate) struct Running {
+pub struct Running {
     child: Child,
     lines: BufReader<ChildStdout>,
     /// Protocol lines read so far.
-    pub(crate) seen: Vec<String>,
+    pub seen: Vec<String>,
 }
 
 impl Running {
     /// Reads protocol lines until one equals `want` (true) or the output ends (false).
-    pub(crate) fn wait_for(&mut self, want: &str) -> bool {
+    pub fn wait_for(&mut self, want: &str) -> bool {
         let mut line = String::new();
         loop {
             line.clear();
@@ -338,9 +282,9 @@ impl Running {
     /// Kills the child at a random moment: `early_per_mille` times in a thousand within
     /// `early_max_us` of its start (while it may still be opening), otherwise within
     /// 25 ms of its `ready` line. Counts the kill when it landed on a running child.
-    pub(crate) fn kill_at_random(
+    pub fn kill_at_random(
         &mut self,
-        rng: &mut super::rng::Rng,
+        rng: &mut Rng,
         early_per_mille: u64,
         early_max_us: u64,
         tally: &mut Tally,
@@ -358,7 +302,7 @@ impl Running {
 
     /// SIGKILLs the child, reaps it, and reads the rest of its protocol lines.
     /// Returns whether the kill happened while it was still running.
-    pub(crate) fn kill_and_collect(&mut self) -> Result<bool> {
+    pub fn kill_and_collect(&mut self) -> Result<bool> {
         let pid = Pid::from_raw(i32::try_from(self.child.id()).context("pid")?);
         kill(pid, Signal::SIGKILL).context("kill")?;
         let status = self.child.wait().context("wait")?;
@@ -368,7 +312,7 @@ impl Running {
 
     /// Waits for the child to exit on its own, then reads the rest of its lines.
     /// Returns its stderr when it failed.
-    pub(crate) fn finish(mut self) -> Result<Result<Vec<String>, String>> {
+    pub fn finish(mut self) -> Result<Result<Vec<String>, String>> {
         let mut stderr = String::new();
         if let Some(mut e) = self.child.stderr.take() {
             // Read stderr only after stdout is drained, so neither pipe can fill up
@@ -401,6 +345,6 @@ impl Running {
 }
 
 /// Sleeps for `micros` microseconds.
-pub(crate) fn sleep_us(micros: u64) {
+pub fn sleep_us(micros: u64) {
     std::thread::sleep(Duration::from_micros(micros));
 }

@@ -1,5 +1,6 @@
-//! `cargo xtask stress [--secs S] [--seed X]`: the reliability campaign
-//! (RELIABILITY.md). Its parts run one after the other, each for a share of the time:
+//! The reliability campaign (RELIABILITY.md), run by `cargo xtask stress [--secs S]
+//! [--seed X]` (the `botmaker-stress` binary). Its parts run one after the other, each
+//! for a share of the time:
 //!
 //! - `secret-writer`: children rotating secrets, SIGKILLed at random moments;
 //! - `database-writer`: children writing bots through `SqliteStore`, SIGKILLed;
@@ -10,25 +11,28 @@
 //! - `symlink-swap`: `renameat2(RENAME_EXCHANGE)` races against every operation.
 //!
 //! It prints one line of counts per part and the seed, and fails if any check failed.
-//! The reliability tests (`tests/reliability`) include these modules and run each part
-//! for a second or two, so the campaign's code is the code the test suite runs.
+//! The processes it kills are the `botmaker-stress-child` binary ([`child`]). The
+//! reliability tests (`tests/reliability`) call each part's `run` for a second or two,
+//! so the campaign's code is the code the test suite runs.
+//!
+//! A harness, not a product crate: it reports with `anyhow` and prints its tallies.
+#![allow(clippy::print_stdout)] // the campaign's report is its output
 
-pub(crate) mod common;
-pub(crate) mod contention;
-pub(crate) mod db_crash;
-pub(crate) mod facade_crash;
-pub(crate) mod hostile;
-pub(crate) mod rng;
-pub(crate) mod secrets_crash;
-pub(crate) mod symlink_race;
-pub(crate) mod values;
+pub mod common;
+pub mod contention;
+pub mod db_crash;
+pub mod facade_crash;
+pub mod hostile;
+pub mod secrets_crash;
+pub mod symlink_race;
+pub mod values;
 
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use common::{Deadline, Launcher, Tally};
-use rng::Rng;
+use botmaker_testkit::rng::Rng;
+use common::{ChildBinary, Deadline, Tally};
 
 /// Each part's share of the run, in per cent.
 const SHARES: [(&str, u64); 7] = [
@@ -42,10 +46,10 @@ const SHARES: [(&str, u64); 7] = [
 ];
 
 /// Runs the campaign for `secs` seconds.
-pub(crate) fn run(secs: u64, seed: Option<u64>) -> Result<()> {
-    let seed = seed.unwrap_or_else(Rng::seed_from_clock);
+pub fn run(secs: u64, seed: Option<u64>) -> Result<()> {
+    let seed = seed.unwrap_or_else(Rng::fresh_seed);
     let mut rng = Rng::new(seed);
-    let launcher = Launcher::xtask()?;
+    let child_bin = ChildBinary::beside_current_exe()?;
     let started = Instant::now();
     println!("stress: {secs} s, seed {seed} (replay with --seed {seed})");
     let share = |part: &str| {
@@ -57,7 +61,7 @@ pub(crate) fn run(secs: u64, seed: Option<u64>) -> Result<()> {
     };
     let cli = build_cli().and_then(|()| {
         hostile::cli_binary()
-            .ok_or_else(|| "no botmaker binary next to the xtask binary".to_owned())
+            .ok_or_else(|| "no botmaker binary next to the botmaker-stress binary".to_owned())
     });
     let mut tallies: Vec<Tally> = Vec::new();
     let mut record = |t: Tally| {
@@ -65,23 +69,23 @@ pub(crate) fn run(secs: u64, seed: Option<u64>) -> Result<()> {
         tallies.push(t);
     };
     record(secrets_crash::run(
-        &launcher,
+        &child_bin,
         share("secret-writer"),
         &mut rng.fork(),
         2,
     )?);
     record(db_crash::run(
-        &launcher,
+        &child_bin,
         share("database-writer"),
         &mut rng.fork(),
     )?);
     record(facade_crash::run(
-        &launcher,
+        &child_bin,
         share("facade-writer"),
         &mut rng.fork(),
     )?);
     record(contention::run(
-        &launcher,
+        &child_bin,
         share("contention"),
         &mut rng.fork(),
     )?);
@@ -132,31 +136,41 @@ pub(crate) fn run(secs: u64, seed: Option<u64>) -> Result<()> {
 /// directory), so the CLI part tests the current code. Only under cargo (`cargo
 /// xtask stress`), which sets `CARGO`.
 fn build_cli() -> Result<(), String> {
-    let Some(cargo) = std::env::var_os("CARGO") else {
+    if std::env::var_os("CARGO").is_none() {
         return Err("not started by cargo, so the botmaker binary cannot be built".to_owned());
-    };
+    }
     println!("hostile-cli: building the botmaker binary");
+    cargo_build("botmaker-cli", "botmaker")
+}
+
+/// Builds the child binary next to this one when started by cargo, so a campaign never
+/// kills a stale build of the code it checks (`cargo run` builds only the binary it
+/// runs). Without cargo, the child binary must already be there.
+pub fn build_children() -> Result<()> {
+    if std::env::var_os("CARGO").is_some() {
+        cargo_build("botmaker-stress", common::CHILD_BINARY).map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
+}
+
+/// `cargo build --quiet -p PACKAGE --bin BIN`, in this executable's profile.
+fn cargo_build(package: &str, bin: &str) -> Result<(), String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args([
-        "build",
-        "--quiet",
-        "--package",
-        "botmaker-cli",
-        "--bin",
-        "botmaker",
-    ]);
+    cmd.args(["build", "--quiet", "--package", package, "--bin", bin]);
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }
     match cmd.status() {
         Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(format!("building the botmaker binary failed ({s})")),
+        Ok(s) => Err(format!("building the {bin} binary failed ({s})")),
         Err(e) => Err(format!("cannot run cargo: {e}")),
     }
 }
 
-/// A child process of the campaign: the first argument names the part.
-pub(crate) fn child(args: &[String]) -> Result<()> {
+/// The `botmaker-stress-child` binary's work: the first argument names the part, the
+/// rest are that part's (each part's `child` documents them).
+pub fn child(args: &[String]) -> Result<()> {
     match args.split_first() {
         Some((part, rest)) if part == "secrets-writer" => secrets_crash::child(rest),
         Some((part, rest)) if part == "db-writer" => db_crash::child(rest),

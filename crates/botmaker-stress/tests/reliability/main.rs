@@ -1,5 +1,6 @@
-//! Reliability tests: short runs of every part of the stress campaign (the campaign's
-//! own code, included from `xtask/src/stress`), the durability order of a secret
+//! Reliability tests: short runs of every part of the stress campaign (the
+//! `botmaker_stress` library, whose children are this package's
+//! `botmaker-stress-child` binary), the durability order of a secret
 //! write (traced with strace), real permission denials (in a child that dropped to
 //! `nobody`), and a full disk (a small tmpfs). RELIABILITY.md describes them all.
 #![allow(
@@ -9,11 +10,6 @@
     clippy::print_stdout,
     clippy::print_stderr
 )]
-
-/// The campaign's code: the same modules `cargo xtask stress` runs.
-#[path = "../../xtask/src/stress/mod.rs"]
-#[allow(dead_code)] // the xtask's command-line glue is not used here
-mod stress;
 
 mod campaign;
 mod durability;
@@ -49,13 +45,8 @@ pub(crate) fn run_child(test: &str, env: &[(&str, &str)]) -> Output {
     out
 }
 
-/// The seed of the randomised tests: `BOTMAKER_STRESS_SEED` or the clock (printed, so
-/// a failure can be replayed).
+/// The seed of the randomised tests: `BOTMAKER_STRESS_SEED` or a fresh one (printed,
+/// so a failure can be replayed).
 pub(crate) fn seed() -> u64 {
-    let seed = std::env::var("BOTMAKER_STRESS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(stress::rng::Rng::seed_from_clock);
-    eprintln!("seed {seed} (set BOTMAKER_STRESS_SEED={seed} to replay)");
-    seed
+    botmaker_testkit::rng::Rng::seed_from_env("BOTMAKER_STRESS_SEED")
 }

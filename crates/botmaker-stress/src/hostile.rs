@@ -15,150 +15,18 @@ use botmaker::domain::{
 use botmaker::secrets::{SecretsError, SecretsOptions};
 use botmaker::{BotRef, Botmaker, Config};
 
-use super::common::{Deadline, Scratch, Tally};
-use super::rng::Rng;
-
-/// Pieces hostile strings are made of.
-const FRAGMENTS: &[&str] = &[
-    "",
-    ".",
-    "..",
-    "/",
-    "../",
-    "..\\",
-    "/etc/passwd",
-    "\0",
-    "\n",
-    "\r\n",
-    " ",
-    "\t",
-    "~",
-    "$HOME",
-    "%2e%2e",
-    "%2f",
-    ".tmp-1-00-1",
-    ".tmp-",
-    ".trash-",
-    ".quarantine",
-    "-",
-    "--",
-    "--help",
-    "-rf",
-    "*",
-    "?",
-    "[a]",
-    "\\",
-    "'",
-    "\"",
-    ";",
-    "|",
-    "`",
-    "$(id)",
-    "\u{202e}",
-    "\u{200b}",
-    "\u{ff46}",
-    "\u{130}",
-    "\u{df}",
-    "\u{e9}",
-    "\u{feff}",
-    "\u{7f}",
-    "\u{1b}[31m",
-    "CON",
-    "nul",
-    "a",
-    "z",
-    "bot",
-    "ai_api_key",
-    "channel_token",
-    "x",
-    "0",
-    "9",
-    "_",
-    "A",
-    "Z",
-    "-bot",
-    "bot-",
-    "a-b",
-    "a_b",
-    "0192f5a4-1b2c-7d3e-8f40-112233445566",
-    "0192F5A4-1B2C-7D3E-8F40-112233445566",
-    "{0192f5a4-1b2c-7d3e-8f40-112233445566}",
-    "urn:uuid:0192f5a4-1b2c-7d3e-8f40-112233445566",
-    "0192f5a41b2c7d3e8f40112233445566",
-    "00000000-0000-0000-0000-000000000000",
-    "0192f5a4-1b2c-7d3e-8f40-11223344556g",
-    "gpt-4o",
-    "models/gemini-1.5-pro",
-    "a//b",
-    "a/../b",
-    "openai",
-    "slack",
-    "running",
-    "failed",
-];
+use super::common::{Deadline, Tally, keep_if_failed};
+use botmaker_testkit::hostile as corpus;
+use botmaker_testkit::rng::Rng;
+use botmaker_testkit::scratch::Scratch;
 
 /// Victims: stored before the corpus runs; nothing in the corpus may change them.
 const VICTIMS: [&str; 2] = ["victim-alpha", "victim-beta"];
 const CANARY: &[u8] = b"CANARY-OUTSIDE-THE-STORE";
 
-/// A hostile string: fragments, random characters, or a near-valid name.
-pub(crate) fn string(rng: &mut Rng) -> String {
-    let mut s = String::new();
-    match rng.below(10) {
-        0..=4 => {
-            for _ in 0..=rng.below(5) {
-                s.push_str(fragment(rng));
-            }
-        }
-        5 | 6 => {
-            // Near-valid: the valid alphabets, lengths around the limits.
-            let len = rng.pick(&[1u64, 2, 8, 36, 62, 63, 64, 65, 70, 129]) + rng.below(2);
-            let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789-_";
-            for _ in 0..len {
-                s.push(char::from(*rng.pick(alphabet)));
-            }
-        }
-        7 => {
-            for _ in 0..rng.below(40) {
-                let c =
-                    char::from_u32(u32::try_from(rng.below(0x3000)).unwrap_or(0x41)).unwrap_or('?');
-                s.push(c);
-            }
-        }
-        8 => {
-            let id = BotId::generate().to_string();
-            s = if rng.chance(500) {
-                id.to_uppercase()
-            } else {
-                id
-            };
-            if rng.chance(300) {
-                s.push_str(fragment(rng));
-            }
-        }
-        _ => {
-            let piece = fragment(rng);
-            for _ in 0..=(rng.below(300) / piece.len().max(1) as u64) {
-                s.push_str(piece);
-            }
-        }
-    }
-    s
-}
-
-/// A value: empty, short, binary, at the size cap, just over it.
-pub(crate) fn value(rng: &mut Rng) -> Vec<u8> {
-    let max = SecretsOptions::DEFAULT_MAX_SECRET_SIZE;
-    let len = match rng.below(10) {
-        0 => 0,
-        1 => max,
-        2 => max + 1 + rng.index(100),
-        3 => rng.index(max),
-        _ => rng.index(64),
-    };
-    (0..len)
-        .map(|_| u8::try_from(rng.below(256)).unwrap_or(0))
-        .collect()
+/// A secret value around the store's default size cap.
+fn value(rng: &mut Rng) -> Vec<u8> {
+    corpus::value(rng, SecretsOptions::DEFAULT_MAX_SECRET_SIZE)
 }
 
 /// A refusal's message: present, one line, no control characters.
@@ -189,7 +57,7 @@ fn one_component(s: &str, what: &str) -> Result<(), String> {
 type Stored = Vec<(SecretName, Vec<u8>)>;
 
 /// The installation the corpus runs against.
-pub(crate) struct Target {
+pub struct Target {
     scratch: Scratch,
     config: Config,
     bm: Botmaker,
@@ -199,8 +67,11 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    pub(crate) fn new() -> Result<Self> {
-        let scratch = Scratch::new("hostile")?;
+    /// A fresh installation in a scratch directory, holding the victims (bots with
+    /// every required secret), a scratch bot the corpus may write to, and canary files
+    /// outside the store.
+    pub fn new() -> Result<Self> {
+        let scratch = Scratch::new("stress-hostile")?;
         let config = Config::new(scratch.path().join("data"), scratch.path().join("secrets"));
         botmaker::migrate(&config)?;
         let bm = Botmaker::open(&config)?;
@@ -236,7 +107,7 @@ impl Target {
 
     /// Runs one input through every library entry point. `Err` is a failed check.
     #[allow(clippy::too_many_lines)] // every entry point, in one place
-    pub(crate) fn feed(&self, s: &str, s2: &str, v: &[u8]) -> Result<u64, String> {
+    pub fn feed(&self, s: &str, s2: &str, v: &[u8]) -> Result<u64, String> {
         let mut checks = 0u64;
         let mut check = |r: Result<(), String>| -> Result<(), String> {
             checks += 1;
@@ -423,7 +294,7 @@ impl Target {
     }
 
     /// Victims unchanged, canaries unchanged, nothing created outside the store.
-    pub(crate) fn verify(&self) -> Result<(), String> {
+    pub fn verify(&self) -> Result<(), String> {
         for (id, secrets) in &self.victims {
             let r = BotRef::Id(*id);
             let bot = self
@@ -492,7 +363,8 @@ impl Target {
         Ok(())
     }
 
-    pub(crate) fn path(&self) -> &Path {
+    /// The scratch directory holding the installation.
+    pub fn path(&self) -> &Path {
         self.scratch.path()
     }
 }
@@ -518,11 +390,16 @@ fn new_bot(name: BotName) -> Result<NewBot, botmaker::domain::DomainError> {
 
 /// The library corpus until `deadline`; every `verify_every` inputs the victims,
 /// canaries and directories are checked.
-pub(crate) fn run_library(deadline: Deadline, rng: &mut Rng, verify_every: u64) -> Result<Tally> {
+pub fn run_library(deadline: Deadline, rng: &mut Rng, verify_every: u64) -> Result<Tally> {
     let mut tally = Tally::new("hostile-library");
     let mut target = Target::new()?;
+    // The known-bad inputs first, so every run tries them whatever its seed.
+    let mut known = corpus::KNOWN_BAD.iter();
     while !deadline.over(tally.ops) {
-        let (s, s2, v) = (string(rng), string(rng), value(rng));
+        let s = known
+            .next()
+            .map_or_else(|| corpus::string(rng), |k| (*k).to_owned());
+        let (s2, v) = (corpus::string(rng), value(rng));
         tally.ops += 1;
         match catch_unwind(AssertUnwindSafe(|| target.feed(&s, &s2, &v))) {
             Ok(Ok(n)) => tally.checks += n,
@@ -538,12 +415,12 @@ pub(crate) fn run_library(deadline: Deadline, rng: &mut Rng, verify_every: u64) 
     }
     tally.check(target.verify());
     tally.add("inputs", tally.ops);
-    target.scratch.keep_if_failed(&mut tally);
+    keep_if_failed(&mut target.scratch, &mut tally);
     Ok(tally)
 }
 
 /// The `botmaker` binary next to this executable, if it has been built.
-pub(crate) fn cli_binary() -> Option<PathBuf> {
+pub fn cli_binary() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let mut dir = exe.parent()?;
     // Test binaries live in target/<profile>/deps.
@@ -556,7 +433,7 @@ pub(crate) fn cli_binary() -> Option<PathBuf> {
 
 /// The same corpus through the binary until `deadline`: exit 0, or 1 with one
 /// `error:` line, or 2 (usage); never a panic or a signal.
-pub(crate) fn run_cli(bin: &Path, deadline: Deadline, rng: &mut Rng) -> Result<Tally> {
+pub fn run_cli(bin: &Path, deadline: Deadline, rng: &mut Rng) -> Result<Tally> {
     let mut tally = Tally::new("hostile-cli");
     let mut target = Target::new()?;
     let run = |args: &[&str], stdin: &[u8]| -> Result<(Option<i32>, String), String> {
@@ -582,7 +459,7 @@ pub(crate) fn run_cli(bin: &Path, deadline: Deadline, rng: &mut Rng) -> Result<T
         ))
     };
     while !deadline.over(tally.ops) {
-        let (s, s2, v) = (string(rng), string(rng), value(rng));
+        let (s, s2, v) = (corpus::string(rng), corpus::string(rng), value(rng));
         if s.contains('\0') || s2.contains('\0') || VICTIMS.iter().any(|x| s.contains(x)) {
             tally.add("skipped-nul", 1);
             continue;
@@ -635,10 +512,6 @@ pub(crate) fn run_cli(bin: &Path, deadline: Deadline, rng: &mut Rng) -> Result<T
     }
     tally.check(target.verify());
     tally.add("inputs", tally.ops);
-    target.scratch.keep_if_failed(&mut tally);
+    keep_if_failed(&mut target.scratch, &mut tally);
     Ok(tally)
-}
-
-fn fragment(rng: &mut Rng) -> &'static str {
-    FRAGMENTS[rng.index(FRAGMENTS.len())]
 }

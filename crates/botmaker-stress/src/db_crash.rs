@@ -10,8 +10,9 @@ use anyhow::{Context, Result};
 use botmaker::domain::{BotId, BotRepository, BotStatus, NewBot};
 use botmaker::sqlite::{SqliteStore, StoreOptions};
 
-use super::common::{Deadline, Launcher, Scratch, Tally, replay, say};
-use super::rng::Rng;
+use super::common::{ChildBinary, Deadline, Tally, keep_if_failed, replay, say};
+use botmaker_testkit::rng::Rng;
+use botmaker_testkit::scratch::Scratch;
 
 /// Above this many bots, children delete more than they create.
 const SOFT_MAX_BOTS: usize = 150;
@@ -70,7 +71,7 @@ fn options() -> StoreOptions {
 }
 
 /// The child: `db-writer DB SEED NAME_BASE`. Runs until killed.
-pub(crate) fn child(args: &[String]) -> Result<()> {
+pub fn child(args: &[String]) -> Result<()> {
     let [db, seed, base] = args else {
         anyhow::bail!("usage: db-writer DB SEED NAME_BASE");
     };
@@ -126,9 +127,9 @@ pub(crate) fn child(args: &[String]) -> Result<()> {
 }
 
 /// The parent: kills children until `deadline`.
-pub(crate) fn run(launcher: &Launcher, deadline: Deadline, rng: &mut Rng) -> Result<Tally> {
+pub fn run(child_bin: &ChildBinary, deadline: Deadline, rng: &mut Rng) -> Result<Tally> {
     let mut tally = Tally::new("database-writer");
-    let mut scratch = Scratch::new("db")?;
+    let mut scratch = Scratch::new("stress-db")?;
     let db = scratch.path().join("botmaker.db");
     botmaker::sqlite::migrate(&db)?;
     let mut model = Model::new();
@@ -141,14 +142,14 @@ pub(crate) fn run(launcher: &Launcher, deadline: Deadline, rng: &mut Rng) -> Res
             rng.next_u64().to_string(),
             (round * 1_000_000).to_string(),
         ];
-        let mut child = launcher.spawn(&args)?;
+        let mut child = child_bin.spawn(&args)?;
         child.kill_at_random(rng, 50, 10_000, &mut tally)?;
         let pending = replay(&child.seen, Op::parse, &mut tally, |op| {
             apply(&mut model, &op);
         });
         verify(&db, &mut model, pending.as_ref(), &mut tally)?;
     }
-    scratch.keep_if_failed(&mut tally);
+    keep_if_failed(&mut scratch, &mut tally);
     Ok(tally)
 }
 

@@ -12,12 +12,13 @@ use botmaker::domain::{BotId, BotRepository, NewBot, SecretName};
 use botmaker::secrets::{SecretsError, SecretsStore};
 use botmaker::{Botmaker, Config, FindingKind};
 
-use super::common::{Deadline, Launcher, Scratch, Tally, replay, say};
-use super::rng::Rng;
+use super::common::{ChildBinary, Deadline, Tally, keep_if_failed, replay, say};
 use super::values;
+use botmaker_testkit::rng::Rng;
+use botmaker_testkit::scratch::Scratch;
 
 /// The secrets every bot gets (the required ones and one more).
-pub(crate) const NAMES: [&str; 4] = [
+pub const NAMES: [&str; 4] = [
     "ai_api_key",
     "channel_token",
     "channel_config",
@@ -57,7 +58,7 @@ impl Op {
 }
 
 /// The child: `secrets-writer ROOT SEED GEN_BASE BOT_ID...`. Runs until killed.
-pub(crate) fn child(args: &[String]) -> Result<()> {
+pub fn child(args: &[String]) -> Result<()> {
     let [root, seed, base, ids @ ..] = args else {
         anyhow::bail!("usage: secrets-writer ROOT SEED GEN_BASE BOT_ID...");
     };
@@ -121,14 +122,14 @@ type Model = BTreeMap<(usize, usize), Option<u64>>;
 
 /// The parent: kills children until `deadline`; the doctor runs after every
 /// `doctor_every`-th kill (and after the last).
-pub(crate) fn run(
-    launcher: &Launcher,
+pub fn run(
+    child_bin: &ChildBinary,
     deadline: Deadline,
     rng: &mut Rng,
     doctor_every: u64,
 ) -> Result<Tally> {
     let mut tally = Tally::new("secret-writer");
-    let mut scratch = Scratch::new("secrets")?;
+    let mut scratch = Scratch::new("stress-secrets")?;
     let config = Config::new(scratch.path().join("data"), scratch.path().join("secrets"));
     let root = config.secrets_dir().to_path_buf();
     botmaker::migrate(&config)?;
@@ -165,7 +166,7 @@ pub(crate) fn run(
             (round * 10_000_000).to_string(),
         ];
         args.extend(ids.iter().cloned());
-        let mut child = launcher.spawn(&args)?;
+        let mut child = child_bin.spawn(&args)?;
         // Sometimes while it is still opening (and sweeping).
         child.kill_at_random(rng, 100, 8_000, &mut tally)?;
         let pending = replay(&child.seen, Op::parse, &mut tally, |op| {
@@ -177,7 +178,7 @@ pub(crate) fn run(
         let doctor = round.is_multiple_of(doctor_every) || deadline.passed();
         after_reopen(&config, &bots, &names, &model, doctor, &mut tally)?;
     }
-    scratch.keep_if_failed(&mut tally);
+    keep_if_failed(&mut scratch, &mut tally);
     Ok(tally)
 }
 

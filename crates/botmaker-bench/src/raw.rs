@@ -15,7 +15,9 @@ use nix::sys::stat::{Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
 use rusqlite::{Connection, params};
 
-use super::{LIST_PAGE, Rows, SECRET_NAMES, SecretsInput, TempDir, join_all, visit};
+use botmaker_testkit::scratch::Scratch;
+
+use super::{LIST_PAGE, Rows, SECRET_NAMES, SecretsInput, join_all, visit};
 use botmaker::domain::{BotId, NewBot};
 
 const S_IFMT: u32 = SFlag::S_IFMT.bits();
@@ -127,14 +129,14 @@ pub(crate) struct Db {
     conn: Connection,
     rows: Rows,
     ids: Vec<String>,
-    _dir: TempDir, // last: removed after the connection is closed
+    _dir: Scratch, // last: removed after the connection is closed
 }
 
 impl Db {
     pub(crate) fn new(n: usize, scratch: &Path) -> Result<Self> {
         let rows = Rows::new(n, |i| format!("bot-{i}"))?;
         let ids = render(&rows.ids);
-        let dir = TempDir::new(scratch, "raw-db")?;
+        let dir = Scratch::new_in(scratch, "bench-raw-db")?;
         let db = dir.path().join("botmaker.db");
         botmaker::sqlite::migrate(&db)?; // the same schema and indexes
         Ok(Self {
@@ -269,7 +271,7 @@ pub(crate) struct Parallel {
     writers: Vec<Connection>,
     ids: Vec<String>,
     extra: Vec<(Vec<String>, Rows)>,
-    _dir: TempDir, // last: removed after the connections are closed
+    _dir: Scratch, // last: removed after the connections are closed
 }
 
 impl Parallel {
@@ -279,7 +281,7 @@ impl Parallel {
         let extra: Vec<(Vec<String>, Rows)> = (0..threads)
             .map(|t| Rows::new(n / threads, |i| format!("p{t}-{i}")).map(|r| (render(&r.ids), r)))
             .collect::<Result<_>>()?;
-        let dir = TempDir::new(scratch, "raw-parallel")?;
+        let dir = Scratch::new_in(scratch, "bench-raw-parallel")?;
         let db = dir.path().join("botmaker.db");
         botmaker::sqlite::migrate(&db)?;
         let conn = connect(&db)?;
@@ -443,12 +445,12 @@ pub(crate) struct Secrets {
     root: OwnedFd,
     euid: u32,
     ids: Vec<String>,
-    _dir: TempDir, // last
+    _dir: Scratch, // last
 }
 
 impl Secrets {
     pub(crate) fn new(m: usize, scratch: &Path) -> Result<Self> {
-        let dir = TempDir::new(scratch, "raw-secrets")?;
+        let dir = Scratch::new_in(scratch, "bench-raw-secrets")?;
         let root_path = dir.path().join("secrets");
         std::fs::create_dir(&root_path)?;
         let root = nix::fcntl::open(&root_path, DIR_FLAGS | OFlag::O_RDONLY, Mode::empty())?;
