@@ -416,8 +416,9 @@ fn read_checked(root: &OwnedFd, id: &str, name: &str, euid: u32) -> Result<Vec<u
     let st = fstat(&fd)?;
     ensure!(st.st_mode & S_IFMT == S_IFREG, "{name} is not a file");
     ensure!(st.st_uid == euid, "{name} owned by {}", st.st_uid);
+    // The store's file policy: permission bits exactly 0600 or 0400.
     ensure!(
-        matches!(st.st_mode & 0o077, 0),
+        matches!(st.st_mode & 0o7777, 0o600 | 0o400),
         "{name} mode {:o}",
         st.st_mode
     );

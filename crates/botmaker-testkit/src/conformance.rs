@@ -123,10 +123,13 @@ where
 /// One `#[test]` per check of this module, named after it, each calling the check
 /// with the store constructor given (an expression, evaluated in each test):
 ///
-/// ```ignore
-/// mod sqlite {
-///     botmaker_testkit::conformance_tests!(crate::support::sqlite);
+/// ```
+/// mod memory {
+///     use botmaker_domain::MemoryRepository;
+///
+///     botmaker_testkit::conformance_tests!(|clock| Box::new(MemoryRepository::with_clock(clock)));
 /// }
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {

@@ -16,7 +16,7 @@
 //! ```
 
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::rng::Rng;
@@ -45,7 +45,14 @@ impl Scratch {
                 Rng::fresh_seed() & 0xffff_ffff
             ));
             match std::fs::DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => return Ok(Self { path, keep: false }),
+                Ok(()) => {
+                    // The umask may have taken bits away (0o277 leaves 0500): set 0700.
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
+                        .map_err(|e| {
+                            io::Error::new(e.kind(), format!("chmod 700 {}: {e}", path.display()))
+                        })?;
+                    return Ok(Self { path, keep: false });
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => {
                     return Err(io::Error::new(

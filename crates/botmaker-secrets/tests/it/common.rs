@@ -59,14 +59,8 @@ pub fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
 
-pub fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
+/// The names in a folder, sorted: the test kit's listing.
+pub use botmaker_testkit::scratch::entries;
 
 pub const CANARY: &[u8] = b"CANARY-OUTSIDE-THE-STORE";
 

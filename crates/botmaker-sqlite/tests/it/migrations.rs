@@ -311,16 +311,10 @@ fn a_history_version_that_is_no_migration_is_refused_by_open_migrate_and_status(
     assert_eq!(bytes(&path), before);
 }
 
-/// Deterministic pseudo-random bytes.
-fn noise(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            seed.to_be_bytes()[0]
-        })
-        .collect()
+/// Deterministic pseudo-random bytes, from the test kit's seeded generator.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = botmaker_testkit::rng::Rng::new(seed);
+    (0..len).map(|_| rng.byte()).collect()
 }
 
 #[test]

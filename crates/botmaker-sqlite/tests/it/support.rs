@@ -69,12 +69,5 @@ pub fn bytes(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-/// The names in a folder, sorted.
-pub fn dir_entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+/// The names in a folder, sorted: the test kit's listing.
+pub use botmaker_testkit::scratch::entries as dir_entries;
