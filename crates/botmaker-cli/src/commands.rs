@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use botmaker::domain::{
     AiProvider, Bot, BotName, BotStatus, ChannelType, ModelName, NewBot, SecretName, Timestamp,
 };
-use botmaker::secrets::{SecretsOptions, trim_trailing_newline};
+use botmaker::secrets::trim_trailing_newline;
 use botmaker::{BotRef, Botmaker, Config};
 use serde_json::json;
 
@@ -108,7 +108,7 @@ fn secret(bm: &Botmaker, cmd: SecretCommand, out: &mut impl Write) -> Result<Out
             let reference: BotRef = bot.parse()?;
             let name = SecretName::parse(&name)?;
             let bot = bm.resolve(&reference)?;
-            let value = read_secret_from_stdin(SecretsOptions::default().max_secret_size)?;
+            let value = read_secret_from_stdin(bm.secrets().max_secret_size())?;
             let trimmed = trim_trailing_newline(value.expose());
             if trimmed.is_empty() {
                 bail!(
