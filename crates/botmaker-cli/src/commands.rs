@@ -2,6 +2,7 @@
 //! facade, print.
 
 use std::io::{IsTerminal, Read, Write};
+use std::os::fd::AsFd;
 
 use anyhow::{Context, Result, bail};
 use botmaker::domain::{
@@ -186,7 +187,16 @@ fn read_secret_from_stdin(max: usize) -> Result<botmaker::secrets::SecretValue> 
     if stdin.is_terminal() {
         eprint_hint("reading the secret from standard input; end with Ctrl-D");
     }
-    read_capped(stdin.lock(), max)
+    // Not through `stdin.lock()`: std's standard input is buffered, and its buffer
+    // (never zeroed, alive until exit) would keep a copy of whatever part of the value
+    // went through it. A duplicate of descriptor 0 reads straight into our buffer.
+    match stdin.as_fd().try_clone_to_owned() {
+        Ok(raw) => read_capped(std::fs::File::from(raw), max),
+        // A closed descriptor 0 (EBADF, 9 on Linux) reads as empty, as std's own stdin
+        // treats it: the empty value is then refused with the usual message.
+        Err(e) if e.raw_os_error() == Some(9) => read_capped(std::io::empty(), max),
+        Err(e) => Err(e).context("cannot read the secret from standard input"),
+    }
 }
 
 /// Reads `reader` up to `max + 2` bytes (room for a trailing line ending); more than
