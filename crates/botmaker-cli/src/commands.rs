@@ -2,12 +2,13 @@
 //! facade, print.
 
 use std::io::{IsTerminal, Read, Write};
+use std::os::fd::AsFd;
 
 use anyhow::{Context, Result, bail};
 use botmaker::domain::{
     AiProvider, Bot, BotName, BotStatus, ChannelType, ModelName, NewBot, SecretName, Timestamp,
 };
-use botmaker::secrets::{SecretsOptions, trim_trailing_newline};
+use botmaker::secrets::trim_trailing_newline;
 use botmaker::{BotRef, Botmaker, Config};
 use serde_json::json;
 
@@ -108,7 +109,7 @@ fn secret(bm: &Botmaker, cmd: SecretCommand, out: &mut impl Write) -> Result<Out
             let reference: BotRef = bot.parse()?;
             let name = SecretName::parse(&name)?;
             let bot = bm.resolve(&reference)?;
-            let value = read_secret_from_stdin(SecretsOptions::default().max_secret_size)?;
+            let value = read_secret_from_stdin(bm.secrets().max_secret_size())?;
             let trimmed = trim_trailing_newline(value.expose());
             if trimmed.is_empty() {
                 bail!(
@@ -179,24 +180,49 @@ fn resolve(bm: &Botmaker, bot: &str) -> Result<Bot> {
     Ok(bm.resolve(&BotRef::parse(bot)?)?)
 }
 
-/// Reads standard input up to `max + 2` bytes (room for a trailing line ending) into a
-/// zeroizing buffer; more than that is refused without storing anything.
+/// Reads the secret from standard input (see [`read_capped`]), with a hint when a
+/// person is typing it.
 fn read_secret_from_stdin(max: usize) -> Result<botmaker::secrets::SecretValue> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         eprint_hint("reading the secret from standard input; end with Ctrl-D");
     }
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(3);
-    let mut buf = zeroize::Zeroizing::new(Vec::new());
-    stdin
-        .lock()
-        .take(limit)
-        .read_to_end(&mut buf)
-        .context("cannot read the secret from standard input")?;
-    if trim_trailing_newline(&buf).len() > max {
+    // Not through `stdin.lock()`: std's standard input is buffered, and its buffer
+    // (never zeroed, alive until exit) would keep a copy of whatever part of the value
+    // went through it. A duplicate of descriptor 0 reads straight into our buffer.
+    match stdin.as_fd().try_clone_to_owned() {
+        Ok(raw) => read_capped(std::fs::File::from(raw), max),
+        // A closed descriptor 0 (EBADF, 9 on Linux) reads as empty, as std's own stdin
+        // treats it: the empty value is then refused with the usual message.
+        Err(e) if e.raw_os_error() == Some(9) => read_capped(std::io::empty(), max),
+        Err(e) => Err(e).context("cannot read the secret from standard input"),
+    }
+}
+
+/// Reads `reader` up to `max + 2` bytes (room for a trailing line ending); more than
+/// that is refused without storing anything.
+///
+/// The bytes land in one zeroizing buffer allocated once at its final size and never
+/// grown: a growing `Vec` (`read_to_end`) frees an unzeroed copy of the value at every
+/// reallocation, and its small-read probe copies through an unzeroed stack buffer.
+/// One byte past `max + 2` is enough to tell an over-limit value, so the rest of the
+/// input is not read.
+fn read_capped(mut reader: impl Read, max: usize) -> Result<botmaker::secrets::SecretValue> {
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; max.saturating_add(3)]);
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("cannot read the secret from standard input"),
+        }
+    }
+    let value = &buf[..filled];
+    if trim_trailing_newline(value).len() > max {
         bail!("the value on standard input is over the limit of {max} bytes; nothing was stored");
     }
-    Ok(botmaker::secrets::SecretValue::from_bytes(&buf))
+    Ok(botmaker::secrets::SecretValue::from_bytes(value))
 }
 
 #[allow(clippy::print_stderr)]
@@ -249,4 +275,107 @@ fn print_bot(bm: &Botmaker, b: &Bot, out: &mut impl Write) -> Result<()> {
     writeln!(out, "updated_at:   {}", b.updated_at)?;
     writeln!(out, "missing secrets: {missing}")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::read_capped;
+
+    /// Hands out `data` one byte per call and records where each call's buffer lies:
+    /// the address its slice would start at for byte 0 (`ptr - given`) and where it
+    /// ends. A buffer that is never moved or regrown keeps both the same on every call.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        given: usize,
+        starts: Vec<usize>,
+        ends: Vec<usize>,
+    }
+
+    impl<'a> Trickle<'a> {
+        fn new(data: &'a [u8]) -> Self {
+            Self {
+                data,
+                given: 0,
+                starts: Vec::new(),
+                ends: Vec::new(),
+            }
+        }
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let at = buf.as_ptr().addr();
+            self.starts.push(at - self.given);
+            self.ends.push(at + buf.len());
+            let Some((&first, rest)) = self.data.split_first() else {
+                return Ok(0);
+            };
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = first;
+            self.data = rest;
+            self.given += 1;
+            Ok(1)
+        }
+    }
+
+    fn read(data: &[u8], max: usize) -> (anyhow::Result<Vec<u8>>, Trickle<'_>) {
+        let mut reader = Trickle::new(data);
+        let value = read_capped(&mut reader, max).map(|v| v.expose().to_vec());
+        (value, reader)
+    }
+
+    /// Finding 6 of issue 11: every regrowth of the buffer frees (or leaves on the
+    /// stack) an unzeroed copy of the bytes read so far. The value must be read into
+    /// one buffer, allocated once at the cap: every read lands in the same buffer.
+    #[test]
+    fn the_value_is_read_into_one_buffer_that_never_moves_or_grows() {
+        let max = 4096;
+        let data = vec![b'k'; max];
+        let (value, reader) = read(&data, max);
+        assert_eq!(value.unwrap(), data);
+        let first = reader.starts[0];
+        assert!(
+            reader.starts.iter().all(|&s| s == first),
+            "the secret moved between buffers during the read: {} distinct buffers",
+            {
+                let mut s = reader.starts.clone();
+                s.sort_unstable();
+                s.dedup();
+                s.len()
+            }
+        );
+        assert!(
+            reader.ends.iter().all(|&e| e == reader.ends[0]),
+            "the buffer was regrown during the read"
+        );
+    }
+
+    #[test]
+    fn exactly_the_cap_is_enforced() {
+        let max = 100;
+        let value = vec![b'v'; max];
+        for ending in [&b""[..], b"\n", b"\r\n"] {
+            let input = [&value[..], ending].concat();
+            let (read_value, _) = read(&input, max);
+            assert_eq!(read_value.unwrap(), input, "{max} bytes and {ending:?} fit");
+        }
+        for over in [
+            vec![b'v'; max + 1],
+            [&vec![b'v'; max + 1][..], b"\n"].concat(),
+            [&value[..], b"\n\n"].concat(),
+            vec![b'v'; 10 * max],
+        ] {
+            let err = read(&over, max).0.unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "the value on standard input is over the limit of 100 bytes; nothing was stored"
+            );
+        }
+        // Empty input reads as an empty value; the caller refuses it.
+        assert_eq!(read(b"", max).0.unwrap(), b"");
+    }
 }

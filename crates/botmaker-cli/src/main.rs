@@ -35,6 +35,17 @@ struct Global {
     /// Secrets directory [env: BOTMAKER_SECRETS_DIR, then SECRETS_DIR; default: ./secrets]
     #[arg(long, global = true, value_name = "DIR")]
     secrets_dir: Option<PathBuf>,
+    /// Owner of the secrets: new bot directories and secret files are chowned to it,
+    /// reads and the doctor expect it; numeric ids [env: BOTMAKER_SECRETS_OWNER;
+    /// default: the current user, no chown]
+    #[arg(long, global = true, value_name = "UID:GID", value_parser = parse_secrets_owner)]
+    secrets_owner: Option<botmaker::secrets::Owner>,
+}
+
+/// The flag's value; clap's error line names the flag and the value already.
+fn parse_secrets_owner(value: &str) -> Result<botmaker::secrets::Owner, String> {
+    botmaker::parse_secrets_owner(value, "--secrets-owner")
+        .map_err(|_| format!("expected {}", botmaker::SECRETS_OWNER_FORMAT))
 }
 
 #[derive(Subcommand)]
@@ -155,12 +166,31 @@ pub(crate) enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut config = botmaker::Config::from_env();
+    // The flag wins over the environment, so a bad BOTMAKER_SECRETS_OWNER that the flag
+    // overrides is not read at all.
+    let flag_owner = cli.global.secrets_owner;
+    let env = |key: &str| {
+        if key == botmaker::SECRETS_OWNER_VAR && flag_owner.is_some() {
+            None
+        } else {
+            std::env::var_os(key)
+        }
+    };
+    let mut config = match botmaker::Config::from_lookup(env) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{}", error_line(&e.into()));
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(dir) = cli.global.data_dir {
         config = config.with_data_dir(dir);
     }
     if let Some(dir) = cli.global.secrets_dir {
         config = config.with_secrets_dir(dir);
+    }
+    if flag_owner.is_some() {
+        config = config.with_secrets_owner(flag_owner);
     }
     let stdout = io::stdout();
     let mut out = stdout.lock();

@@ -36,12 +36,14 @@ pub struct Botmaker {
 impl Botmaker {
     /// Opens the database (which must exist and be fully migrated: run
     /// [`migrate`](crate::migrate) first) and the secrets store (created 0700 when
-    /// missing), with default options.
+    /// missing), with default store options and the installation's secrets options
+    /// ([`Config::secrets_options`]: its owner).
     pub fn open(config: &Config) -> Result<Self> {
-        Self::open_with(config, StoreOptions::default(), SecretsOptions::default())
+        Self::open_with(config, StoreOptions::default(), config.secrets_options())
     }
 
-    /// Opens with explicit store options.
+    /// Opens with explicit store options; `secrets` replaces the config's secrets
+    /// options, owner included.
     pub fn open_with(
         config: &Config,
         store: StoreOptions,

@@ -1,10 +1,18 @@
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// The file name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "botmaker.db";
 
+/// The environment variable that sets the owner of the secrets store's files.
+pub const SECRETS_OWNER_VAR: &str = "BOTMAKER_SECRETS_OWNER";
+
+/// What a secrets owner looks like, for messages: [`ConfigError`]'s, and a CLI's own
+/// when it parses its flag.
+pub const SECRETS_OWNER_FORMAT: &str = "UID:GID, two numbers such as 65534:65534";
+
 /// Where an installation keeps its data: the database under the data directory and
-/// the per-bot secrets under the secrets directory.
+/// the per-bot secrets under the secrets directory; and who owns the secrets.
 ///
 /// [`Config::from_env`] reads, in order of precedence:
 ///
@@ -12,13 +20,43 @@ pub const DATABASE_FILE: &str = "botmaker.db";
 /// |---|---|---|
 /// | data directory | `BOTMAKER_DATA_DIR` | `./data` |
 /// | secrets directory | `BOTMAKER_SECRETS_DIR`, then `SECRETS_DIR` | `./secrets` |
+/// | secrets owner | `BOTMAKER_SECRETS_OWNER` (`UID:GID`) | none: the effective user |
 ///
 /// An empty variable counts as unset. Explicit values ([`Config::new`],
-/// [`Config::with_data_dir`], [`Config::with_secrets_dir`]) win over the environment.
+/// [`Config::with_data_dir`], [`Config::with_secrets_dir`],
+/// `Config::with_secrets_owner`) win over the environment.
+///
+/// The secrets owner is part of the installation, not of one command: the secrets
+/// store hands every directory and file it creates to it (`fchown`) and expects it on
+/// every read and audit, so everything that opens the store ([`Botmaker::open`] and
+/// [`Botmaker::doctor`]) takes it from here. Without the `secrets` feature there is no
+/// store, and the owner is neither read nor kept.
+///
+/// [`Botmaker::open`]: crate::Botmaker::open
+/// [`Botmaker::doctor`]: crate::Botmaker::doctor
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     data_dir: PathBuf,
     secrets_dir: PathBuf,
+    #[cfg(feature = "secrets")]
+    secrets_owner: Option<botmaker_secrets::Owner>,
+}
+
+/// Why a configuration value was refused; it names the value and where it came from.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A secrets owner that is not `UID:GID` (two decimal numbers).
+    #[error(
+        "{source_name}: invalid secrets owner {value:?}: expected {}",
+        SECRETS_OWNER_FORMAT
+    )]
+    InvalidSecretsOwner {
+        /// Where the value came from (an environment variable or a flag).
+        source_name: String,
+        /// The value as given (lossily decoded if it was not UTF-8).
+        value: String,
+    },
 }
 
 impl Config {
@@ -32,26 +70,42 @@ impl Config {
         Self {
             data_dir: data_dir.into(),
             secrets_dir: secrets_dir.into(),
+            #[cfg(feature = "secrets")]
+            secrets_owner: None,
         }
     }
 
-    /// From the process environment (see the table above).
-    pub fn from_env() -> Self {
-        Self::from_lookup(|key| std::env::var_os(key).map(PathBuf::from))
+    /// From the process environment (see the table above); refuses a malformed
+    /// `BOTMAKER_SECRETS_OWNER` rather than ignoring it, since the wrong owner would
+    /// make every secret unreadable to the service that needs it.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var_os(key))
     }
 
     /// From any lookup function, for tests and embedders.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<PathBuf>) -> Self {
-        let get = |key: &str| lookup(key).filter(|v| !v.as_os_str().is_empty());
-        let data_dir =
-            get("BOTMAKER_DATA_DIR").unwrap_or_else(|| PathBuf::from(Self::DEFAULT_DATA_DIR));
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Self, ConfigError> {
+        let get = |key: &str| lookup(key).filter(|v| !v.is_empty());
+        let data_dir = get("BOTMAKER_DATA_DIR")
+            .map_or_else(|| PathBuf::from(Self::DEFAULT_DATA_DIR), PathBuf::from);
         let secrets_dir = get("BOTMAKER_SECRETS_DIR")
             .or_else(|| get("SECRETS_DIR"))
-            .unwrap_or_else(|| PathBuf::from(Self::DEFAULT_SECRETS_DIR));
-        Self {
+            .map_or_else(|| PathBuf::from(Self::DEFAULT_SECRETS_DIR), PathBuf::from);
+        #[cfg(feature = "secrets")]
+        let secrets_owner = get(SECRETS_OWNER_VAR)
+            .map(|v| match v.to_str() {
+                Some(text) => parse_secrets_owner(text, SECRETS_OWNER_VAR),
+                None => Err(ConfigError::InvalidSecretsOwner {
+                    source_name: SECRETS_OWNER_VAR.to_owned(),
+                    value: v.to_string_lossy().into_owned(),
+                }),
+            })
+            .transpose()?;
+        Ok(Self {
             data_dir,
             secrets_dir,
-        }
+            #[cfg(feature = "secrets")]
+            secrets_owner,
+        })
     }
 
     /// The same configuration with another data directory.
@@ -66,6 +120,31 @@ impl Config {
     pub fn with_secrets_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.secrets_dir = dir.into();
         self
+    }
+
+    /// The same configuration with another owner for the secrets store's files
+    /// (`None`: the effective user, and no `fchown`).
+    #[cfg(feature = "secrets")]
+    #[must_use]
+    pub fn with_secrets_owner(mut self, owner: Option<botmaker_secrets::Owner>) -> Self {
+        self.secrets_owner = owner;
+        self
+    }
+
+    /// The owner of the secrets store's files, if one is configured.
+    #[cfg(feature = "secrets")]
+    pub fn secrets_owner(&self) -> Option<botmaker_secrets::Owner> {
+        self.secrets_owner
+    }
+
+    /// The options the installation's secrets store is opened with: the defaults and
+    /// the configured owner.
+    #[cfg(feature = "secrets")]
+    pub fn secrets_options(&self) -> botmaker_secrets::SecretsOptions {
+        botmaker_secrets::SecretsOptions {
+            owner: self.secrets_owner,
+            ..botmaker_secrets::SecretsOptions::default()
+        }
     }
 
     /// The data directory.
@@ -84,6 +163,36 @@ impl Config {
     }
 }
 
+/// Parses a secrets owner written `UID:GID` (two decimal numbers, as `chown` takes
+/// them); `source_name` (the variable or flag it came from) goes into the error.
+#[cfg(feature = "secrets")]
+pub fn parse_secrets_owner(
+    value: &str,
+    source_name: &str,
+) -> Result<botmaker_secrets::Owner, ConfigError> {
+    let number = |s: &str| {
+        // `u32::from_str` takes a leading '+'; an id is digits only. `u32::MAX` is
+        // `(uid_t)-1`, which `fchown` reads as "leave unchanged", not as an owner.
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+            .filter(|&id| id != u32::MAX)
+    };
+    value
+        .split_once(':')
+        .and_then(|(uid, gid)| {
+            Some(botmaker_secrets::Owner {
+                uid: number(uid)?,
+                gid: number(gid)?,
+            })
+        })
+        .ok_or_else(|| ConfigError::InvalidSecretsOwner {
+            source_name: source_name.to_owned(),
+            value: value.to_owned(),
+        })
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self::new(Self::DEFAULT_DATA_DIR, Self::DEFAULT_SECRETS_DIR)
@@ -94,39 +203,94 @@ impl Default for Config {
 mod tests {
     use super::*;
 
-    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<PathBuf> {
+    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<OsString> {
         move |k| {
             pairs
                 .iter()
                 .find(|(key, _)| *key == k)
-                .map(|(_, v)| PathBuf::from(v))
+                .map(|(_, v)| OsString::from(v))
         }
+    }
+
+    fn from(pairs: &'static [(&'static str, &'static str)]) -> Config {
+        Config::from_lookup(lookup(pairs)).unwrap()
     }
 
     #[test]
     fn defaults_and_precedence() {
-        assert_eq!(Config::from_lookup(lookup(&[])), Config::default());
-        let c = Config::from_lookup(lookup(&[
-            ("SECRETS_DIR", "/s1"),
-            ("BOTMAKER_DATA_DIR", "/d"),
-        ]));
+        assert_eq!(from(&[]), Config::default());
+        let c = from(&[("SECRETS_DIR", "/s1"), ("BOTMAKER_DATA_DIR", "/d")]);
         assert_eq!(
             (c.data_dir(), c.secrets_dir()),
             (Path::new("/d"), Path::new("/s1"))
         );
-        let c = Config::from_lookup(lookup(&[
-            ("SECRETS_DIR", "/s1"),
-            ("BOTMAKER_SECRETS_DIR", "/s2"),
-        ]));
+        let c = from(&[("SECRETS_DIR", "/s1"), ("BOTMAKER_SECRETS_DIR", "/s2")]);
         assert_eq!(c.secrets_dir(), Path::new("/s2"));
-        let c = Config::from_lookup(lookup(&[
+        let c = from(&[
             ("BOTMAKER_SECRETS_DIR", ""),
             ("BOTMAKER_DATA_DIR", ""),
-        ]));
+            ("BOTMAKER_SECRETS_OWNER", ""),
+        ]);
         assert_eq!(c, Config::default());
         assert_eq!(
             c.with_data_dir("/x").database_path(),
             Path::new("/x/botmaker.db")
+        );
+    }
+
+    #[cfg(feature = "secrets")]
+    #[test]
+    fn the_secrets_owner_is_uid_colon_gid_and_anything_else_is_refused() {
+        use botmaker_secrets::Owner;
+        let c = from(&[("BOTMAKER_SECRETS_OWNER", "65534:65533")]);
+        let owner = Owner {
+            uid: 65534,
+            gid: 65533,
+        };
+        assert_eq!(c.secrets_owner(), Some(owner));
+        assert_eq!(c.secrets_options().owner, Some(owner));
+        assert_eq!(
+            c.secrets_options().max_secret_size,
+            botmaker_secrets::SecretsOptions::DEFAULT_MAX_SECRET_SIZE
+        );
+        assert_eq!(
+            from(&[]).secrets_options(),
+            botmaker_secrets::SecretsOptions::default()
+        );
+        assert_eq!(c.with_secrets_owner(None), Config::default());
+        for bad in [
+            "65534",
+            "65534:",
+            ":65534",
+            "a:b",
+            "+1:2",
+            "1:-2",
+            "1:2:3",
+            " 1:2",
+            "1:2 ",
+            "4294967296:0",
+            "4294967295:0",
+            "0:4294967295",
+            "daemon:daemon",
+        ] {
+            let err = parse_secrets_owner(bad, "--secrets-owner").unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "--secrets-owner: invalid secrets owner {bad:?}: expected UID:GID, two numbers such as 65534:65534"
+                )
+            );
+        }
+        let err =
+            Config::from_lookup(|k| (k == SECRETS_OWNER_VAR).then(|| OsString::from("nobody")))
+                .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "BOTMAKER_SECRETS_OWNER: invalid secrets owner \"nobody\": expected UID:GID, two numbers such as 65534:65534"
+        );
+        assert_eq!(
+            parse_secrets_owner("0:0", "x"),
+            Ok(Owner { uid: 0, gid: 0 })
         );
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use botmaker_domain::{BotId, BotRepository, SecretName};
-use botmaker_secrets::{Issue, SecretsOptions, SecretsStore};
+use botmaker_secrets::{Issue, SecretsStore};
 use botmaker_sqlite::{SqliteStore, StoreError, StoreOptions};
 
 use crate::{Botmaker, Config};
@@ -139,7 +139,9 @@ impl Botmaker {
         let mut report = DoctorReport::default();
         let store = check_database(config, &mut report);
         let secrets_subject = config.secrets_dir().display().to_string();
-        let secrets = match SecretsStore::open_with(config.secrets_dir(), SecretsOptions::default())
+        // The installation's options, owner included: with the defaults, every file of
+        // an installation with an owner would be reported as someone else's.
+        let secrets = match SecretsStore::open_with(config.secrets_dir(), config.secrets_options())
         {
             Ok(s) => s,
             Err(e) => {

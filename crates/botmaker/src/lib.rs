@@ -20,7 +20,9 @@ pub use botmaker::Botmaker;
 /// How a caller names a bot (an id or a name), for `Botmaker::resolve`; defined in
 /// the domain crate, whose `RepoError::NotFound` carries one.
 pub use botmaker_domain::BotRef;
-pub use config::{Config, DATABASE_FILE};
+#[cfg(feature = "secrets")]
+pub use config::parse_secrets_owner;
+pub use config::{Config, ConfigError, DATABASE_FILE, SECRETS_OWNER_FORMAT, SECRETS_OWNER_VAR};
 #[cfg(all(feature = "sqlite", feature = "secrets"))]
 pub use doctor::{DoctorReport, Finding, FindingKind};
 pub use error::Error;

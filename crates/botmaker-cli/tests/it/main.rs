@@ -8,6 +8,7 @@
 
 mod errors;
 mod hostile;
+mod owner;
 mod session;
 
 use std::io::Write;
@@ -28,7 +29,7 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Self {
+    pub(crate) fn from(out: Output) -> Self {
         Self {
             code: out.status.code().expect("exited, not killed by a signal"),
             stdout: String::from_utf8(out.stdout).unwrap(),
@@ -95,6 +96,7 @@ impl Env {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_botmaker"));
         cmd.args(args)
             .env_remove("SECRETS_DIR")
+            .env_remove("BOTMAKER_SECRETS_OWNER")
             .env("BOTMAKER_DATA_DIR", self.data())
             .env("BOTMAKER_SECRETS_DIR", self.secrets())
             .env("RUST_BACKTRACE", "1")
@@ -107,18 +109,7 @@ impl Env {
     }
 
     pub(crate) fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The CLI may refuse (and exit) before reading its input: a closed pipe is fine.
-        if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
-            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-        }
-        Run::from(child.wait_with_output().unwrap())
+        run_with_stdin(self.cmd(args), stdin)
     }
 
     /// Migrated installation with one bot; returns its id.
@@ -137,6 +128,21 @@ impl Env {
         ]);
         out.ok().trim().to_owned()
     }
+}
+
+/// Runs `cmd` with `stdin` piped to it.
+pub(crate) fn run_with_stdin(mut cmd: Command, stdin: &[u8]) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The CLI may refuse (and exit) before reading its input: a closed pipe is fine.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
+    Run::from(child.wait_with_output().unwrap())
 }
 
 pub(crate) fn mode(path: &Path) -> u32 {

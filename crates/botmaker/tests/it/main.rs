@@ -4,6 +4,7 @@
 
 mod consistency;
 mod doctor;
+mod owner;
 
 use botmaker::domain::{NewBot, SecretName};
 use botmaker::{Botmaker, Config};
