@@ -176,7 +176,7 @@ fn main() -> ExitCode {
             std::env::var_os(key)
         }
     };
-    let mut config = match botmaker::Config::from_lookup(env) {
+    let mut config = match botmaker::Config::try_from_lookup(env) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{}", error_line(&e.into()));

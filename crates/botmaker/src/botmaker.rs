@@ -39,7 +39,7 @@ impl Botmaker {
     /// missing), with default store options and the installation's secrets options
     /// ([`Config::secrets_options`]: its owner).
     pub fn open(config: &Config) -> Result<Self> {
-        Self::open_with(config, StoreOptions::default(), config.secrets_options())
+        Self::open_with(config, StoreOptions::default(), config.secrets_options()?)
     }
 
     /// Opens with explicit store options; `secrets` replaces the config's secrets

@@ -40,10 +40,14 @@ pub struct Config {
     secrets_dir: PathBuf,
     #[cfg(feature = "secrets")]
     secrets_owner: Option<botmaker_secrets::Owner>,
+    /// A malformed owner read by the lenient [`Config::from_env`]: kept, and returned
+    /// by [`Config::secrets_options`], so that opening the store refuses it.
+    #[cfg(feature = "secrets")]
+    owner_error: Option<ConfigError>,
 }
 
 /// Why a configuration value was refused; it names the value and where it came from.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// A secrets owner that is not `UID:GID` (two decimal numbers).
@@ -72,18 +76,44 @@ impl Config {
             secrets_dir: secrets_dir.into(),
             #[cfg(feature = "secrets")]
             secrets_owner: None,
+            #[cfg(feature = "secrets")]
+            owner_error: None,
         }
     }
 
-    /// From the process environment (see the table above); refuses a malformed
-    /// `BOTMAKER_SECRETS_OWNER` rather than ignoring it, since the wrong owner would
-    /// make every secret unreadable to the service that needs it.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|key| std::env::var_os(key))
+    /// From the process environment (see the table above). A malformed
+    /// `BOTMAKER_SECRETS_OWNER` is not ignored: it is kept, and [`Botmaker::open`] and
+    /// [`Botmaker::doctor`] refuse it (the wrong owner would make every secret
+    /// unreadable to the service that needs it). [`Config::try_from_env`] refuses it
+    /// at once.
+    ///
+    /// [`Botmaker::open`]: crate::Botmaker::open
+    /// [`Botmaker::doctor`]: crate::Botmaker::doctor
+    pub fn from_env() -> Self {
+        Self::from_lookup(|key| std::env::var_os(key).map(PathBuf::from))
     }
 
-    /// From any lookup function, for tests and embedders.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Self, ConfigError> {
+    /// [`Config::from_env`] with any lookup function, for tests and embedders.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<PathBuf>) -> Self {
+        Self::read(|key| lookup(key).map(PathBuf::into_os_string))
+    }
+
+    /// From the process environment, refusing a malformed `BOTMAKER_SECRETS_OWNER`.
+    pub fn try_from_env() -> Result<Self, ConfigError> {
+        Self::try_from_lookup(|key| std::env::var_os(key))
+    }
+
+    /// [`Config::try_from_env`] with any lookup function.
+    pub fn try_from_lookup(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Self, ConfigError> {
+        let config = Self::read(lookup);
+        #[cfg(feature = "secrets")]
+        if let Some(e) = &config.owner_error {
+            return Err(e.clone());
+        }
+        Ok(config)
+    }
+
+    fn read(lookup: impl Fn(&str) -> Option<OsString>) -> Self {
         let get = |key: &str| lookup(key).filter(|v| !v.is_empty());
         let data_dir = get("BOTMAKER_DATA_DIR")
             .map_or_else(|| PathBuf::from(Self::DEFAULT_DATA_DIR), PathBuf::from);
@@ -91,7 +121,7 @@ impl Config {
             .or_else(|| get("SECRETS_DIR"))
             .map_or_else(|| PathBuf::from(Self::DEFAULT_SECRETS_DIR), PathBuf::from);
         #[cfg(feature = "secrets")]
-        let secrets_owner = get(SECRETS_OWNER_VAR)
+        let owner = get(SECRETS_OWNER_VAR)
             .map(|v| match v.to_str() {
                 Some(text) => parse_secrets_owner(text, SECRETS_OWNER_VAR),
                 None => Err(ConfigError::InvalidSecretsOwner {
@@ -99,13 +129,15 @@ impl Config {
                     value: v.to_string_lossy().into_owned(),
                 }),
             })
-            .transpose()?;
-        Ok(Self {
+            .transpose();
+        Self {
             data_dir,
             secrets_dir,
             #[cfg(feature = "secrets")]
-            secrets_owner,
-        })
+            secrets_owner: owner.clone().ok().flatten(),
+            #[cfg(feature = "secrets")]
+            owner_error: owner.err(),
+        }
     }
 
     /// The same configuration with another data directory.
@@ -128,6 +160,7 @@ impl Config {
     #[must_use]
     pub fn with_secrets_owner(mut self, owner: Option<botmaker_secrets::Owner>) -> Self {
         self.secrets_owner = owner;
+        self.owner_error = None; // an explicit owner replaces a malformed one read before
         self
     }
 
@@ -138,13 +171,16 @@ impl Config {
     }
 
     /// The options the installation's secrets store is opened with: the defaults and
-    /// the configured owner.
+    /// the configured owner; the error when the environment held a malformed owner.
     #[cfg(feature = "secrets")]
-    pub fn secrets_options(&self) -> botmaker_secrets::SecretsOptions {
-        botmaker_secrets::SecretsOptions {
+    pub fn secrets_options(&self) -> Result<botmaker_secrets::SecretsOptions, ConfigError> {
+        if let Some(e) = &self.owner_error {
+            return Err(e.clone());
+        }
+        Ok(botmaker_secrets::SecretsOptions {
             owner: self.secrets_owner,
             ..botmaker_secrets::SecretsOptions::default()
-        }
+        })
     }
 
     /// The data directory.
@@ -213,7 +249,7 @@ mod tests {
     }
 
     fn from(pairs: &'static [(&'static str, &'static str)]) -> Config {
-        Config::from_lookup(lookup(pairs)).unwrap()
+        Config::try_from_lookup(lookup(pairs)).unwrap()
     }
 
     #[test]
@@ -248,14 +284,14 @@ mod tests {
             gid: 65533,
         };
         assert_eq!(c.secrets_owner(), Some(owner));
-        assert_eq!(c.secrets_options().owner, Some(owner));
+        assert_eq!(c.secrets_options().unwrap().owner, Some(owner));
         assert_eq!(
-            c.secrets_options().max_secret_size,
+            c.secrets_options().unwrap().max_secret_size,
             botmaker_secrets::SecretsOptions::DEFAULT_MAX_SECRET_SIZE
         );
         assert_eq!(
             from(&[]).secrets_options(),
-            botmaker_secrets::SecretsOptions::default()
+            Ok(botmaker_secrets::SecretsOptions::default())
         );
         assert_eq!(c.with_secrets_owner(None), Config::default());
         for bad in [
@@ -282,7 +318,7 @@ mod tests {
             );
         }
         let err =
-            Config::from_lookup(|k| (k == SECRETS_OWNER_VAR).then(|| OsString::from("nobody")))
+            Config::try_from_lookup(|k| (k == SECRETS_OWNER_VAR).then(|| OsString::from("nobody")))
                 .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -292,5 +328,24 @@ mod tests {
             parse_secrets_owner("0:0", "x"),
             Ok(Owner { uid: 0, gid: 0 })
         );
+    }
+
+    #[cfg(feature = "secrets")]
+    #[test]
+    fn the_lenient_reader_keeps_a_malformed_owner_for_the_store_to_refuse() {
+        use botmaker_secrets::Owner;
+        let lenient =
+            Config::from_lookup(|k| (k == SECRETS_OWNER_VAR).then(|| PathBuf::from("nobody")));
+        let err = lenient.secrets_options().unwrap_err();
+        assert!(err.to_string().contains("\"nobody\""), "{err}");
+        // An explicit owner replaces it.
+        let fixed = lenient.with_secrets_owner(Some(Owner { uid: 1, gid: 2 }));
+        assert_eq!(
+            fixed.secrets_options().unwrap().owner,
+            Some(Owner { uid: 1, gid: 2 })
+        );
+        // Directories still come from the environment as before.
+        let c = Config::from_lookup(|k| (k == "BOTMAKER_DATA_DIR").then(|| PathBuf::from("/d")));
+        assert_eq!(c.data_dir(), Path::new("/d"));
     }
 }

@@ -141,16 +141,16 @@ impl Botmaker {
         let secrets_subject = config.secrets_dir().display().to_string();
         // The installation's options, owner included: with the defaults, every file of
         // an installation with an owner would be reported as someone else's.
-        let secrets = match SecretsStore::open_with(config.secrets_dir(), config.secrets_options())
-        {
+        let opened = config
+            .secrets_options()
+            .map_err(|e| e.to_string())
+            .and_then(|o| {
+                SecretsStore::open_with(config.secrets_dir(), o).map_err(|e| e.to_string())
+            });
+        let secrets = match opened {
             Ok(s) => s,
             Err(e) => {
-                report.push(
-                    FindingKind::SecretsRoot,
-                    secrets_subject,
-                    e.to_string(),
-                    false,
-                );
+                report.push(FindingKind::SecretsRoot, secrets_subject, e, false);
                 return report;
             }
         };

@@ -11,6 +11,10 @@ pub enum Error {
     /// A repository operation failed.
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// The configuration holds a malformed value (read leniently by
+    /// [`Config::from_env`](crate::Config::from_env)).
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
     /// Opening or migrating the database failed.
     #[cfg(feature = "sqlite")]
     #[error(transparent)]
@@ -51,7 +55,7 @@ impl Error {
             Self::Store(e) => e.is_retryable(),
             #[cfg(feature = "secrets")]
             Self::Secrets(e) => e.is_retryable(),
-            Self::OrphanSecrets { .. } | Self::Compensation { .. } => false,
+            Self::Config(_) | Self::OrphanSecrets { .. } | Self::Compensation { .. } => false,
         }
     }
 }
