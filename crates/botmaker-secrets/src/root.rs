@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use botmaker_domain::{BotId, SecretName};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
-use nix::sys::stat::{Mode, fchmod};
+use nix::sys::stat::{Mode, fchmod, mkdirat};
 use nix::unistd::{Gid, Uid, fchown, fsync};
 
 use crate::fsutil::{Kind, Meta};
@@ -295,8 +295,8 @@ pub(crate) fn classify_open_error(
     }
 }
 
-/// Makes the root directory if it is missing (parents with `create_dir_all`);
-/// `true` if this call made it.
+/// Makes the root directory if it is missing (and its missing parents, see
+/// [`create_parents`]); `true` if this call made the root.
 fn create_root(root: &Path) -> Result<bool> {
     let mode = Mode::from_bits_truncate(DIR_MODE);
     match nix::unistd::mkdir(root, mode) {
@@ -306,17 +306,74 @@ fn create_root(root: &Path) -> Result<bool> {
         Err(e) => return Err(SecretsError::io("create", root.to_path_buf(), e)),
     }
     if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| SecretsError::Io {
-            op: "create",
-            path: parent.to_path_buf(),
-            source,
-        })?;
+        create_parents(parent)?;
     }
     match nix::unistd::mkdir(root, mode) {
         Ok(()) => Ok(true),
         Err(Errno::EEXIST) => Ok(false),
         Err(e) => Err(SecretsError::io("create", root.to_path_buf(), e)),
     }
+}
+
+/// Makes the missing directories of `path`, each `0700` whatever the umask
+/// (`create_dir_all` would give them `0777 & !umask`: world-writable under umask 000,
+/// a place where another user could swap the root). Each is made with `mkdirat` in
+/// its parent's descriptor and its mode set on a descriptor of the new directory; a
+/// directory that already exists, or that another process makes meanwhile, is the
+/// operator's and keeps its mode.
+fn create_parents(path: &Path) -> Result<()> {
+    let io = |p: &Path, op, e| SecretsError::io(op, p.to_path_buf(), e);
+    let search = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    // The deepest ancestor that exists (followed like any path: it is the operator's),
+    // and the names below it to make, deepest first.
+    let mut missing = Vec::new();
+    let mut base = path;
+    let mut dir = loop {
+        let opened = if base.as_os_str().is_empty() {
+            nix::fcntl::open(".", search, Mode::empty())
+        } else {
+            nix::fcntl::open(base, search, Mode::empty())
+        };
+        match opened {
+            Ok(fd) => break fd,
+            Err(Errno::ENOENT) => {
+                // A path ending in `..` has no name to make.
+                let Some(name) = base.file_name() else {
+                    return Err(io(base, "create", Errno::ENOENT));
+                };
+                missing.push((name, base));
+                base = base.parent().unwrap_or_else(|| Path::new(""));
+            }
+            Err(e) => return Err(io(base, "open", e)),
+        }
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    for (name, full) in missing.into_iter().rev() {
+        match mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(DIR_MODE)) {
+            Ok(()) => {
+                let fd = openat(
+                    dir.as_fd(),
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io(full, "open", e))?;
+                // Only what is still the directory we made (ours) gets its mode set.
+                let meta = Meta::of_fd(fd.as_fd()).map_err(|e| io(full, "stat", e))?;
+                if meta.uid == euid {
+                    fchmod(&fd, Mode::from_bits_truncate(DIR_MODE))
+                        .map_err(|e| io(full, "chmod", e))?;
+                }
+                dir = fd;
+            }
+            Err(Errno::EEXIST) => {
+                dir = openat(dir.as_fd(), name, search, Mode::empty())
+                    .map_err(|e| io(full, "open", e))?;
+            }
+            Err(e) => return Err(io(full, "create", e)),
+        }
+    }
+    Ok(())
 }
 
 fn root_open_error(root: &Path, e: Errno) -> SecretsError {

@@ -292,3 +292,29 @@ fn operations_on_one_bot_never_touch_another() {
         );
     }
 }
+
+#[test]
+fn missing_parents_of_the_root_are_made_0700_under_umask_000() {
+    let tmp = tempfile::tempdir().unwrap();
+    // An existing parent with a mode of the operator's: left exactly as it is.
+    let existing = tmp.path().join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    chmod(&existing, 0o755);
+    let made = [existing.join("a"), existing.join("a/b")];
+    let root = existing.join("a/b/secrets");
+    run_child(
+        "modes::umask_child",
+        &[(UMASK_ENV, "000"), (ROOT_ENV, root.to_str().unwrap())],
+    );
+    for p in &made {
+        assert_eq!(
+            mode(p),
+            0o700,
+            "missing parent {} under umask 000",
+            p.display()
+        );
+        assert_eq!(uid(p), euid());
+    }
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(mode(&existing), 0o755, "an existing parent is not changed");
+}
