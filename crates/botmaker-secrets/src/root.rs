@@ -13,7 +13,7 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::sys::stat::{Mode, fchmod, mkdirat};
 use nix::unistd::{Gid, Uid, fchown, fsync};
 
-use crate::fsutil::{Kind, Meta};
+use crate::fsutil::{Kind, Meta, open_new_dir};
 use crate::store::Owner;
 use crate::{Result, SecretsError};
 
@@ -146,37 +146,20 @@ impl Root {
     pub(crate) fn open(path: &Path, owner: Option<Owner>, force: Option<Resolver>) -> Result<Self> {
         let euid = nix::unistd::geteuid().as_raw();
         let created = create_root(path)?;
-        let fd = nix::fcntl::open(
-            path,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| root_open_error(path, e))?;
-        let io = |op, e| SecretsError::io(op, path.to_path_buf(), e);
-        let mut meta = Meta::of_fd(fd.as_fd()).map_err(|e| io("stat", e))?;
-        if created {
-            // Make the new root's own directory entry durable (best effort: the
-            // parent may not be ours to open).
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-                && let Ok(pfd) = nix::fcntl::open(
-                    parent,
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-            {
-                let _ = fsync(pfd.as_fd());
+        let fd = match open_root(path, owner, euid, created) {
+            Ok(fd) => fd,
+            Err(e) => {
+                // A root this call made and could not use is not left behind (it is
+                // empty; `rmdir` removes nothing else, and nothing through a symlink).
+                if created
+                    && Meta::of_entry(nix::fcntl::AT_FDCWD, path.as_os_str())
+                        .is_ok_and(|m| m.kind == Kind::Dir && m.uid == euid)
+                {
+                    let _ = std::fs::remove_dir(path);
+                }
+                return Err(e);
             }
-        }
-        // Only a root this process made and still owns gets its mode and owner set: an
-        // existing root is the operator's, and is checked, not changed.
-        if created && meta.uid == euid {
-            fchmod(&fd, Mode::from_bits_truncate(DIR_MODE)).map_err(|e| io("chmod", e))?;
-            if let Some(o) = owner {
-                chown_fd(fd.as_fd(), o).map_err(|e| io("chown", e))?;
-            }
-            meta = Meta::of_fd(fd.as_fd()).map_err(|e| io("stat", e))?;
-        }
-        check_root(path, &meta, euid, owner)?;
+        };
         let resolver = force.unwrap_or_else(|| Resolver::probe(fd.as_fd()));
         Ok(Self {
             fd,
@@ -295,6 +278,52 @@ pub(crate) fn classify_open_error(
     }
 }
 
+/// Opens the root (made by this call when `created`), without following a symlink at
+/// its last component, sets a new root's mode and owner, and applies the StrictModes
+/// check.
+fn open_root(path: &Path, owner: Option<Owner>, euid: u32, created: bool) -> Result<OwnedFd> {
+    let open = |flags: OFlag| {
+        nix::fcntl::open(
+            path,
+            flags | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let opened = if created {
+        // Readable even if the umask took the owner's read bit away.
+        open_new_dir(euid, open)
+    } else {
+        open(OFlag::O_RDONLY)
+    };
+    let fd = opened.map_err(|e| root_open_error(path, e))?;
+    let io = |op, e| SecretsError::io(op, path.to_path_buf(), e);
+    let mut meta = Meta::of_fd(fd.as_fd()).map_err(|e| io("stat", e))?;
+    if created {
+        // Make the new root's own directory entry durable (best effort: the
+        // parent may not be ours to open).
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && let Ok(pfd) = nix::fcntl::open(
+                parent,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+        {
+            let _ = fsync(pfd.as_fd());
+        }
+    }
+    // Only a root this process made and still owns gets its mode and owner set: an
+    // existing root is the operator's, and is checked, not changed.
+    if created && meta.uid == euid {
+        fchmod(&fd, Mode::from_bits_truncate(DIR_MODE)).map_err(|e| io("chmod", e))?;
+        if let Some(o) = owner {
+            chown_fd(fd.as_fd(), o).map_err(|e| io("chown", e))?;
+        }
+        meta = Meta::of_fd(fd.as_fd()).map_err(|e| io("stat", e))?;
+    }
+    check_root(path, &meta, euid, owner)?;
+    Ok(fd)
+}
+
 /// Makes the root directory if it is missing (and its missing parents, see
 /// [`create_parents`]); `true` if this call made the root.
 fn create_root(root: &Path) -> Result<bool> {
@@ -351,12 +380,14 @@ fn create_parents(path: &Path) -> Result<()> {
     for (name, full) in missing.into_iter().rev() {
         match mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(DIR_MODE)) {
             Ok(()) => {
-                let fd = openat(
-                    dir.as_fd(),
-                    name,
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
+                let fd = open_new_dir(euid, |flags| {
+                    openat(
+                        dir.as_fd(),
+                        name,
+                        flags | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )
+                })
                 .map_err(|e| io(full, "open", e))?;
                 // Only what is still the directory we made (ours) gets its mode set.
                 let meta = Meta::of_fd(fd.as_fd()).map_err(|e| io(full, "stat", e))?;
