@@ -11,7 +11,7 @@ use botmaker_domain::{BotId, SecretName};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::sys::stat::{Mode, fchmod, mkdirat};
-use nix::unistd::{Gid, Uid, fchown, fsync};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, unlinkat};
 
 use crate::fsutil::{Kind, Meta, open_new_dir};
 use crate::store::Owner;
@@ -380,7 +380,7 @@ fn create_parents(path: &Path) -> Result<()> {
     for (name, full) in missing.into_iter().rev() {
         match mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(DIR_MODE)) {
             Ok(()) => {
-                let fd = open_new_dir(euid, |flags| {
+                let finished = open_new_dir(euid, |flags| {
                     openat(
                         dir.as_fd(),
                         name,
@@ -388,14 +388,30 @@ fn create_parents(path: &Path) -> Result<()> {
                         Mode::empty(),
                     )
                 })
-                .map_err(|e| io(full, "open", e))?;
-                // Only what is still the directory we made (ours) gets its mode set.
-                let meta = Meta::of_fd(fd.as_fd()).map_err(|e| io(full, "stat", e))?;
-                if meta.uid == euid {
-                    fchmod(&fd, Mode::from_bits_truncate(DIR_MODE))
-                        .map_err(|e| io(full, "chmod", e))?;
+                .map_err(|e| io(full, "open", e))
+                .and_then(|fd| {
+                    // Only what is still the directory we made (ours) gets its mode set.
+                    let meta = Meta::of_fd(fd.as_fd()).map_err(|e| io(full, "stat", e))?;
+                    if meta.uid == euid {
+                        fchmod(&fd, Mode::from_bits_truncate(DIR_MODE))
+                            .map_err(|e| io(full, "chmod", e))?;
+                    }
+                    Ok(fd)
+                });
+                match finished {
+                    Ok(fd) => dir = fd,
+                    Err(e) => {
+                        // A directory made here and left unusable (say `0000`, without
+                        // /proc to fix it) is not left behind; the ones made before it
+                        // are finished, `0700`, and stay.
+                        if Meta::of_entry(dir.as_fd(), name)
+                            .is_ok_and(|m| m.kind == Kind::Dir && m.uid == euid)
+                        {
+                            let _ = unlinkat(dir.as_fd(), name, UnlinkatFlags::RemoveDir);
+                        }
+                        return Err(e);
+                    }
                 }
-                dir = fd;
             }
             Err(Errno::EEXIST) => {
                 dir = openat(dir.as_fd(), name, search, Mode::empty())

@@ -440,3 +440,107 @@ fn umask_without_owner_read_works_for_an_unprivileged_user() {
         }
     }
 }
+
+const NO_PROC_ENV: &str = "BOTMAKER_SECRETS_TEST_NO_PROC";
+
+/// The child half of `without_proc_a_store_works_or_leaves_nothing`: runs with `/proc`
+/// unmounted in its own mount namespace, as `nobody`, under the umask given.
+#[test]
+fn no_proc_child() {
+    let (Ok(umask), Ok(root), Ok(_)) = (
+        std::env::var(UMASK_ENV),
+        std::env::var(ROOT_ENV),
+        std::env::var(NO_PROC_ENV),
+    ) else {
+        return;
+    };
+    assert!(
+        !Path::new("/proc/self/fd").exists(),
+        "/proc is still mounted"
+    );
+    nix::unistd::setgroups(&[]).unwrap();
+    nix::unistd::setgid(nix::unistd::Gid::from_raw(NOBODY)).unwrap();
+    nix::unistd::setuid(nix::unistd::Uid::from_raw(NOBODY)).unwrap();
+    let umask = u32::from_str_radix(&umask, 8).unwrap();
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    let opened = SecretsStore::open(Path::new(&root));
+    let bot: BotId = BOT_A.parse().unwrap();
+    if umask & 0o400 != 0 {
+        // Nothing can make a `0000` directory readable without /proc: refused, by the
+        // open (it makes the root) or by the first write (it makes the bot directory).
+        let err = match opened {
+            Err(e) => e,
+            Ok(store) => store.write(&bot, &name("ai_api_key"), b"k").unwrap_err(),
+        };
+        println!("no /proc, umask {umask:04o}: {err}");
+        return;
+    }
+    let store = opened.unwrap();
+    store.write(&bot, &name("ai_api_key"), b"k").unwrap();
+    // Read opens the judged file by its name again (no /proc/self/fd to reopen it).
+    assert_eq!(
+        store.read(&bot, &name("ai_api_key")).unwrap().expose(),
+        b"k"
+    );
+    println!("no /proc, umask {umask:04o}: works");
+}
+
+#[test]
+fn without_proc_a_store_works_or_leaves_nothing() {
+    assert_eq!(
+        euid(),
+        0,
+        "this test unmounts /proc in a child: run it as root"
+    );
+    for (umask, layout) in [
+        ("0277", "missing parent"),
+        ("0777", "missing parent"),
+        ("0777", "missing root"),
+        ("0777", "existing root"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(tmp.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+        let root = if layout == "missing parent" {
+            tmp.path().join("p/secrets")
+        } else {
+            tmp.path().join("secrets")
+        };
+        if layout == "existing root" {
+            std::fs::create_dir(&root).unwrap();
+            chmod(&root, 0o700);
+            std::os::unix::fs::chown(&root, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        let exe = std::env::current_exe().unwrap();
+        // util-linux `unshare` (needs CAP_SYS_ADMIN, which root in CI has).
+        let out = std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(r#"umount -l /proc && exec "$0" --exact modes::no_proc_child --nocapture --test-threads=1"#)
+            .arg(&exe)
+            .env(UMASK_ENV, umask)
+            .env(ROOT_ENV, &root)
+            .env(NO_PROC_ENV, "1")
+            .output()
+            .expect("unshare (util-linux) is needed: apt-get install util-linux");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("no /proc, umask"),
+            "child failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if umask == "0777" {
+            assert!(stdout.contains("no /proc, umask 0777: "), "{stdout}");
+            // The bot directory or the root (with its parent) that could not be made
+            // usable is gone.
+            let dir = if layout == "existing root" {
+                root.as_path()
+            } else {
+                tmp.path()
+            };
+            let left = crate::common::entries(dir);
+            assert!(left.is_empty(), "a refused {layout} left {left:?} behind");
+        } else {
+            assert!(stdout.contains("works"), "{stdout}");
+            assert_eq!(mode(&root.join(BOT_A).join("ai_api_key")), 0o600);
+        }
+    }
+}
