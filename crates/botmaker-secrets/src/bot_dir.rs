@@ -8,11 +8,11 @@ use std::time::SystemTime;
 
 use botmaker_domain::BotId;
 use nix::errno::Errno;
-use nix::fcntl::renameat;
+use nix::fcntl::{OFlag, renameat};
 use nix::sys::stat::{Mode, fchmod, mkdirat};
 use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
 
-use crate::fsutil::{Kind, Meta, is_stale, list_names, unique_name};
+use crate::fsutil::{Kind, Meta, is_stale, list_names, open_new_dir, unique_name};
 use crate::root::{DIR_MODE, Resolver, Root, classify_open_error};
 use crate::secret_file;
 use crate::{Result, SecretsError};
@@ -109,18 +109,57 @@ pub(crate) fn open_or_create(root: &Root, bot: &BotId) -> Result<(OwnedFd, bool)
         Err(Errno::EEXIST) => return Ok((open(root, bot, DirUse::Write)?, false)),
         Err(e) => return Err(SecretsError::io("create", path, e)),
     }
-    let fd = open_fd(root, bot, false)?;
-    let io = |op, e| SecretsError::io(op, path.clone(), e);
+    match finish_made(root, bot, name, &path) {
+        Ok(fd) => Ok((fd, true)),
+        Err(e) => {
+            // Not left behind: an empty directory of ours that nothing can use.
+            if !matches!(e, SecretsError::Raced { .. }) {
+                remove_made_dir(root, name);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Opens the directory `name` just made in the root (readable even if the umask took
+/// the owner's read bit away), sets its mode and owner, and makes it durable.
+fn finish_made(root: &Root, bot: &BotId, name: &OsStr, path: &std::path::Path) -> Result<OwnedFd> {
+    let io = |op, e| SecretsError::io(op, path.to_path_buf(), e);
+    let fd = open_new_dir(root.euid(), |flags| {
+        root.resolver().open(
+            root.fd(),
+            &[name],
+            flags | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+    })
+    .map_err(|e| match e {
+        Errno::ENOENT => SecretsError::BotNotFound {
+            bot: *bot,
+            path: path.to_path_buf(),
+        },
+        e => classify_open_error(root.fd(), name, path.to_path_buf(), "open", e),
+    })?;
     let meta = Meta::of_fd(fd.as_fd()).map_err(|e| io("stat", e))?;
     // What we opened is not what we made: someone swapped an entry in at the name.
     if meta.uid != root.euid() {
-        return Err(SecretsError::Raced { path });
+        return Err(SecretsError::Raced {
+            path: path.to_path_buf(),
+        });
     }
     // mkdirat's mode is filtered by the umask; the mode is set on the descriptor.
     fchmod(&fd, Mode::from_bits_truncate(DIR_MODE)).map_err(|e| io("chmod", e))?;
     root.chown_new(fd.as_fd()).map_err(|e| io("chown", e))?;
     root.fsync()?;
-    Ok((fd, true))
+    Ok(fd)
+}
+
+/// Removes the empty directory `name` of the root that this process made and could
+/// not finish, if it is still a directory of ours (best effort).
+fn remove_made_dir(root: &Root, name: &OsStr) {
+    if Meta::of_entry(root.fd(), name).is_ok_and(|m| m.kind == Kind::Dir && m.uid == root.euid()) {
+        let _ = unlinkat(root.fd(), name, UnlinkatFlags::RemoveDir);
+    }
 }
 
 /// Deletes the bot's directory and everything in it.
@@ -176,16 +215,31 @@ pub(crate) fn quarantine(root: &Root, bot: &BotId) -> Result<String> {
         Err(Errno::EEXIST) => false,
         Err(e) => return Err(SecretsError::io("create", qpath, e)),
     };
-    let qfd = root
-        .resolver()
-        .open_dir(root.fd(), &[q])
-        .map_err(|e| classify_open_error(root.fd(), q, qpath.clone(), "open", e))?;
-    if created {
-        fchmod(&qfd, Mode::from_bits_truncate(DIR_MODE))
-            .map_err(|e| SecretsError::io("chmod", qpath.clone(), e))?;
-        root.chown_new(qfd.as_fd())
-            .map_err(|e| SecretsError::io("chown", qpath.clone(), e))?;
-    }
+    let qfd = if created {
+        let made = open_new_dir(root.euid(), |flags| {
+            root.resolver()
+                .open(root.fd(), &[q], flags | OFlag::O_DIRECTORY, Mode::empty())
+        })
+        .map_err(|e| classify_open_error(root.fd(), q, qpath.clone(), "open", e))
+        .and_then(|fd| {
+            fchmod(&fd, Mode::from_bits_truncate(DIR_MODE))
+                .map_err(|e| SecretsError::io("chmod", qpath.clone(), e))?;
+            root.chown_new(fd.as_fd())
+                .map_err(|e| SecretsError::io("chown", qpath.clone(), e))?;
+            Ok(fd)
+        });
+        match made {
+            Ok(fd) => fd,
+            Err(e) => {
+                remove_made_dir(root, q);
+                return Err(e);
+            }
+        }
+    } else {
+        root.resolver()
+            .open_dir(root.fd(), &[q])
+            .map_err(|e| classify_open_error(root.fd(), q, qpath.clone(), "open", e))?
+    };
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();

@@ -6,8 +6,9 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -109,6 +110,45 @@ impl Meta {
     pub(crate) fn of_entry(dir: BorrowedFd<'_>, name: &OsStr) -> nix::Result<Self> {
         fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map(|st| Self::from_stat(&st))
     }
+}
+
+/// Opens, for reading, a directory this process has just made, even when the umask
+/// took the owner's read bit away: `mkdirat(0700)` under umask 0477 or 0777 makes a
+/// directory (`0300`, `0000`) that its owner cannot open, and a failed open would
+/// leave it behind. `open` opens the entry with the flags it is given, adding
+/// `O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC` its own way (a path, or a name beneath a
+/// descriptor).
+///
+/// On `EACCES` only (every other umask costs nothing more): the entry is opened
+/// `O_PATH`, which needs no permission on it; checked to be a directory owned by
+/// `euid` (the one we made, not one swapped in); its mode set to `0700` through
+/// `/proc/self/fd/N`, because `fchmod` refuses an `O_PATH` descriptor with `EBADF`
+/// (checked on 6.x kernels too; `fchmodat2(AT_EMPTY_PATH)` would need 6.6 and a raw
+/// syscall); and reopened through the same link, so the readable descriptor is of the
+/// very inode that was checked. Without `/proc` the `EACCES` is returned and the
+/// caller removes what it made. The caller sets the mode with `fchmod` as always.
+pub(crate) fn open_new_dir(
+    euid: u32,
+    open: impl Fn(OFlag) -> nix::Result<OwnedFd>,
+) -> nix::Result<OwnedFd> {
+    match open(OFlag::O_RDONLY) {
+        Err(Errno::EACCES) => {}
+        other => return other,
+    }
+    let handle = open(OFlag::O_PATH)?;
+    let meta = Meta::of_fd(handle.as_fd())?;
+    if meta.kind != Kind::Dir || meta.uid != euid {
+        return Err(Errno::EACCES);
+    }
+    let link = format!("/proc/self/fd/{}", handle.as_raw_fd());
+    // chmod(2) follows the magic link to the inode the descriptor holds.
+    std::fs::set_permissions(&link, std::fs::Permissions::from_mode(0o700))
+        .map_err(|_| Errno::EACCES)?;
+    nix::fcntl::open(
+        link.as_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 /// The names in a directory (without `.` and `..`), read through a fresh descriptor so

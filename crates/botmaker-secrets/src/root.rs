@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use botmaker_domain::{BotId, SecretName};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
-use nix::sys::stat::{Mode, fchmod};
-use nix::unistd::{Gid, Uid, fchown, fsync};
+use nix::sys::stat::{Mode, fchmod, mkdirat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, unlinkat};
 
-use crate::fsutil::{Kind, Meta};
+use crate::fsutil::{Kind, Meta, open_new_dir};
 use crate::store::Owner;
 use crate::{Result, SecretsError};
 
@@ -146,37 +146,20 @@ impl Root {
     pub(crate) fn open(path: &Path, owner: Option<Owner>, force: Option<Resolver>) -> Result<Self> {
         let euid = nix::unistd::geteuid().as_raw();
         let created = create_root(path)?;
-        let fd = nix::fcntl::open(
-            path,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| root_open_error(path, e))?;
-        let io = |op, e| SecretsError::io(op, path.to_path_buf(), e);
-        let mut meta = Meta::of_fd(fd.as_fd()).map_err(|e| io("stat", e))?;
-        if created {
-            // Make the new root's own directory entry durable (best effort: the
-            // parent may not be ours to open).
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-                && let Ok(pfd) = nix::fcntl::open(
-                    parent,
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-            {
-                let _ = fsync(pfd.as_fd());
+        let fd = match open_root(path, owner, euid, created) {
+            Ok(fd) => fd,
+            Err(e) => {
+                // A root this call made and could not use is not left behind (it is
+                // empty; `rmdir` removes nothing else, and nothing through a symlink).
+                if created
+                    && Meta::of_entry(nix::fcntl::AT_FDCWD, path.as_os_str())
+                        .is_ok_and(|m| m.kind == Kind::Dir && m.uid == euid)
+                {
+                    let _ = std::fs::remove_dir(path);
+                }
+                return Err(e);
             }
-        }
-        // Only a root this process made and still owns gets its mode and owner set: an
-        // existing root is the operator's, and is checked, not changed.
-        if created && meta.uid == euid {
-            fchmod(&fd, Mode::from_bits_truncate(DIR_MODE)).map_err(|e| io("chmod", e))?;
-            if let Some(o) = owner {
-                chown_fd(fd.as_fd(), o).map_err(|e| io("chown", e))?;
-            }
-            meta = Meta::of_fd(fd.as_fd()).map_err(|e| io("stat", e))?;
-        }
-        check_root(path, &meta, euid, owner)?;
+        };
         let resolver = force.unwrap_or_else(|| Resolver::probe(fd.as_fd()));
         Ok(Self {
             fd,
@@ -295,8 +278,54 @@ pub(crate) fn classify_open_error(
     }
 }
 
-/// Makes the root directory if it is missing (parents with `create_dir_all`);
-/// `true` if this call made it.
+/// Opens the root (made by this call when `created`), without following a symlink at
+/// its last component, sets a new root's mode and owner, and applies the StrictModes
+/// check.
+fn open_root(path: &Path, owner: Option<Owner>, euid: u32, created: bool) -> Result<OwnedFd> {
+    let open = |flags: OFlag| {
+        nix::fcntl::open(
+            path,
+            flags | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let opened = if created {
+        // Readable even if the umask took the owner's read bit away.
+        open_new_dir(euid, open)
+    } else {
+        open(OFlag::O_RDONLY)
+    };
+    let fd = opened.map_err(|e| root_open_error(path, e))?;
+    let io = |op, e| SecretsError::io(op, path.to_path_buf(), e);
+    let mut meta = Meta::of_fd(fd.as_fd()).map_err(|e| io("stat", e))?;
+    if created {
+        // Make the new root's own directory entry durable (best effort: the
+        // parent may not be ours to open).
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && let Ok(pfd) = nix::fcntl::open(
+                parent,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+        {
+            let _ = fsync(pfd.as_fd());
+        }
+    }
+    // Only a root this process made and still owns gets its mode and owner set: an
+    // existing root is the operator's, and is checked, not changed.
+    if created && meta.uid == euid {
+        fchmod(&fd, Mode::from_bits_truncate(DIR_MODE)).map_err(|e| io("chmod", e))?;
+        if let Some(o) = owner {
+            chown_fd(fd.as_fd(), o).map_err(|e| io("chown", e))?;
+        }
+        meta = Meta::of_fd(fd.as_fd()).map_err(|e| io("stat", e))?;
+    }
+    check_root(path, &meta, euid, owner)?;
+    Ok(fd)
+}
+
+/// Makes the root directory if it is missing (and its missing parents, see
+/// [`create_parents`]); `true` if this call made the root.
 fn create_root(root: &Path) -> Result<bool> {
     let mode = Mode::from_bits_truncate(DIR_MODE);
     match nix::unistd::mkdir(root, mode) {
@@ -306,17 +335,92 @@ fn create_root(root: &Path) -> Result<bool> {
         Err(e) => return Err(SecretsError::io("create", root.to_path_buf(), e)),
     }
     if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| SecretsError::Io {
-            op: "create",
-            path: parent.to_path_buf(),
-            source,
-        })?;
+        create_parents(parent)?;
     }
     match nix::unistd::mkdir(root, mode) {
         Ok(()) => Ok(true),
         Err(Errno::EEXIST) => Ok(false),
         Err(e) => Err(SecretsError::io("create", root.to_path_buf(), e)),
     }
+}
+
+/// Makes the missing directories of `path`, each `0700` whatever the umask
+/// (`create_dir_all` would give them `0777 & !umask`: world-writable under umask 000,
+/// a place where another user could swap the root). Each is made with `mkdirat` in
+/// its parent's descriptor and its mode set on a descriptor of the new directory; a
+/// directory that already exists, or that another process makes meanwhile, is the
+/// operator's and keeps its mode.
+fn create_parents(path: &Path) -> Result<()> {
+    let io = |p: &Path, op, e| SecretsError::io(op, p.to_path_buf(), e);
+    let search = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    // The deepest ancestor that exists (followed like any path: it is the operator's),
+    // and the names below it to make, deepest first.
+    let mut missing = Vec::new();
+    let mut base = path;
+    let mut dir = loop {
+        let opened = if base.as_os_str().is_empty() {
+            nix::fcntl::open(".", search, Mode::empty())
+        } else {
+            nix::fcntl::open(base, search, Mode::empty())
+        };
+        match opened {
+            Ok(fd) => break fd,
+            Err(Errno::ENOENT) => {
+                // A path ending in `..` has no name to make.
+                let Some(name) = base.file_name() else {
+                    return Err(io(base, "create", Errno::ENOENT));
+                };
+                missing.push((name, base));
+                base = base.parent().unwrap_or_else(|| Path::new(""));
+            }
+            Err(e) => return Err(io(base, "open", e)),
+        }
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    for (name, full) in missing.into_iter().rev() {
+        match mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(DIR_MODE)) {
+            Ok(()) => {
+                let finished = open_new_dir(euid, |flags| {
+                    openat(
+                        dir.as_fd(),
+                        name,
+                        flags | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )
+                })
+                .map_err(|e| io(full, "open", e))
+                .and_then(|fd| {
+                    // Only what is still the directory we made (ours) gets its mode set.
+                    let meta = Meta::of_fd(fd.as_fd()).map_err(|e| io(full, "stat", e))?;
+                    if meta.uid == euid {
+                        fchmod(&fd, Mode::from_bits_truncate(DIR_MODE))
+                            .map_err(|e| io(full, "chmod", e))?;
+                    }
+                    Ok(fd)
+                });
+                match finished {
+                    Ok(fd) => dir = fd,
+                    Err(e) => {
+                        // A directory made here and left unusable (say `0000`, without
+                        // /proc to fix it) is not left behind; the ones made before it
+                        // are finished, `0700`, and stay.
+                        if Meta::of_entry(dir.as_fd(), name)
+                            .is_ok_and(|m| m.kind == Kind::Dir && m.uid == euid)
+                        {
+                            let _ = unlinkat(dir.as_fd(), name, UnlinkatFlags::RemoveDir);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Err(Errno::EEXIST) => {
+                dir = openat(dir.as_fd(), name, search, Mode::empty())
+                    .map_err(|e| io(full, "open", e))?;
+            }
+            Err(e) => return Err(io(full, "create", e)),
+        }
+    }
+    Ok(())
 }
 
 fn root_open_error(root: &Path, e: Errno) -> SecretsError {

@@ -402,3 +402,116 @@ fn non_directory_or_non_canonical_bot_entries_are_not_bots() {
         "{report}"
     );
 }
+
+/// The `IN_OPEN` events of `dir`'s entries so far (an `O_PATH` open makes none, an
+/// open for I/O always one).
+fn opened_names(inotify: &nix::sys::inotify::Inotify) -> Vec<String> {
+    match inotify.read_events() {
+        Ok(events) => events
+            .into_iter()
+            .filter_map(|e| e.name.map(|n| n.to_string_lossy().into_owned()))
+            .collect(),
+        Err(nix::errno::Errno::EAGAIN) => Vec::new(),
+        Err(e) => panic!("inotify: {e}"),
+    }
+}
+
+/// A FIFO or a device node planted at a secret's name is judged by the `fstat` of an
+/// `O_PATH` descriptor and never opened for I/O: inotify sees no open of it, a writer
+/// waiting at the FIFO is never let through, and the read fails at once.
+#[test]
+fn planted_fifo_or_device_is_never_opened_for_io() {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+    assert!(
+        crate::common::euid() == 0,
+        "mknod of a device node needs root (CI runs as root)"
+    );
+    let fx = Fixture::new();
+    let bot = BotId::generate();
+    fx.store.create_bot(&bot).unwrap();
+    let fifo = fx.secret_path(&bot, "ai_api_key");
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+    // /dev/null's numbers: opening it does nothing, but inotify still sees the open.
+    let dev = fx.secret_path(&bot, "channel_token");
+    mknod(
+        &dev,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o600),
+        makedev(1, 3),
+    )
+    .unwrap();
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).unwrap();
+    inotify
+        .add_watch(&fx.bot_dir(&bot), AddWatchFlags::IN_OPEN)
+        .unwrap();
+    assert!(opened_names(&inotify).is_empty());
+
+    // A writer blocked in open(2) at the FIFO: it gets through only if a reader opens it.
+    let through = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (fifo, through) = (fifo.clone(), Arc::clone(&through));
+        std::thread::spawn(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(&fifo);
+            through.store(true, Ordering::SeqCst);
+            drop(f);
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+
+    let start = std::time::Instant::now();
+    for _ in 0..3 {
+        let err = fx.store.read(&bot, &name("ai_api_key")).unwrap_err();
+        assert!(
+            matches!(err, SecretsError::NotRegularFile { kind: "fifo", .. }),
+            "{err}"
+        );
+        let err = fx.store.read(&bot, &name("channel_token")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SecretsError::NotRegularFile {
+                    kind: "character device",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "a read blocked"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        opened_names(&inotify),
+        Vec::<String>::new(),
+        "a read opened a planted FIFO or device for I/O"
+    );
+    assert!(
+        !through.load(Ordering::SeqCst),
+        "the writer waiting at the FIFO saw a reader open it"
+    );
+    // No reader holds the FIFO now either: a non-blocking writer open finds none.
+    assert_eq!(
+        nix::fcntl::open(
+            &fifo,
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_NONBLOCK,
+            Mode::empty()
+        )
+        .unwrap_err(),
+        nix::errno::Errno::ENXIO
+    );
+    // Let the writer go (our own reader end), and check inotify saw that open: the
+    // watch works.
+    let _reader = nix::fcntl::open(
+        &fifo,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
+        Mode::empty(),
+    )
+    .unwrap();
+    writer.join().unwrap();
+    assert!(through.load(Ordering::SeqCst));
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(opened_names(&inotify).contains(&"ai_api_key".to_owned()));
+}

@@ -292,3 +292,255 @@ fn operations_on_one_bot_never_touch_another() {
         );
     }
 }
+
+#[test]
+fn missing_parents_of_the_root_are_made_0700_under_umask_000() {
+    let tmp = tempfile::tempdir().unwrap();
+    // An existing parent with a mode of the operator's: left exactly as it is.
+    let existing = tmp.path().join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    chmod(&existing, 0o755);
+    let made = [existing.join("a"), existing.join("a/b")];
+    let root = existing.join("a/b/secrets");
+    run_child(
+        "modes::umask_child",
+        &[(UMASK_ENV, "000"), (ROOT_ENV, root.to_str().unwrap())],
+    );
+    for p in &made {
+        assert_eq!(
+            mode(p),
+            0o700,
+            "missing parent {} under umask 000",
+            p.display()
+        );
+        assert_eq!(uid(p), euid());
+    }
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(mode(&existing), 0o755, "an existing parent is not changed");
+}
+
+const NOBODY: u32 = 65_534;
+const NOBODY_ENV: &str = "BOTMAKER_SECRETS_TEST_NOBODY";
+const BOT_A: &str = "0192f5a4-1b2c-7d3e-8f40-112233445566";
+const BOT_B: &str = "0192f5a4-1b2c-7d3e-8f40-112233445577";
+const BOT_C: &str = "0192f5a4-1b2c-7d3e-8f40-112233445588";
+
+/// The child half of `umask_without_owner_read_works_for_an_unprivileged_user`: drops
+/// to `nobody` (root ignores permission bits, so the bug only shows for another
+/// user), sets the umask, and uses the store end to end. Without the variables it
+/// returns at once.
+#[test]
+fn nobody_umask_child() {
+    let (Ok(umask), Ok(root), Ok(_)) = (
+        std::env::var(UMASK_ENV),
+        std::env::var(ROOT_ENV),
+        std::env::var(NOBODY_ENV),
+    ) else {
+        return;
+    };
+    nix::unistd::setgroups(&[]).unwrap();
+    nix::unistd::setgid(nix::unistd::Gid::from_raw(NOBODY)).unwrap();
+    nix::unistd::setuid(nix::unistd::Uid::from_raw(NOBODY)).unwrap();
+    assert_eq!(euid(), NOBODY);
+    let umask = u32::from_str_radix(&umask, 8).unwrap();
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    let store = SecretsStore::open(Path::new(&root)).unwrap();
+    let (a, b, c): (BotId, BotId, BotId) = (
+        BOT_A.parse().unwrap(),
+        BOT_B.parse().unwrap(),
+        BOT_C.parse().unwrap(),
+    );
+    assert!(store.create_bot(&a).unwrap());
+    store.write(&a, &name("ai_api_key"), b"k").unwrap();
+    store.write(&a, &name("ai_api_key"), b"k2").unwrap();
+    store.write_str(&a, &name("channel_token"), "t\n").unwrap();
+    store.write(&a, &name("channel_config"), b"gone").unwrap();
+    // Writing creates the bot's directory too.
+    store.write(&b, &name("ai_api_key"), b"b").unwrap();
+    store.write(&c, &name("ai_api_key"), b"c").unwrap();
+    assert_eq!(store.read(&a, &name("ai_api_key")).unwrap().expose(), b"k2");
+    assert_eq!(
+        store.read(&a, &name("channel_token")).unwrap().expose(),
+        b"t"
+    );
+    assert_eq!(store.read(&b, &name("ai_api_key")).unwrap().expose(), b"b");
+    store.remove(&a, &name("channel_config")).unwrap();
+    let listed = store.list(&a).unwrap();
+    let names: Vec<_> = listed.iter().map(|m| m.name.as_str().to_owned()).collect();
+    assert_eq!(names, ["ai_api_key", "channel_token"]);
+    assert!(listed.iter().all(|m| m.mode == 0o600), "{listed:?}");
+    assert_eq!(store.bots().unwrap(), [a, b, c]);
+    store.delete_bot(&b).unwrap();
+    store.quarantine_bot(&c).unwrap();
+    assert_eq!(store.bots().unwrap(), [a]);
+    // A fresh open of the same store (as a service restart does).
+    let again = SecretsStore::open(Path::new(&root)).unwrap();
+    assert_eq!(again.read(&a, &name("ai_api_key")).unwrap().expose(), b"k2");
+    println!("nobody child done under umask {umask:04o}");
+}
+
+#[test]
+fn umask_without_owner_read_works_for_an_unprivileged_user() {
+    assert_eq!(
+        euid(),
+        0,
+        "this test switches to nobody (uid 65534) in a child: run it as root"
+    );
+    // 0277 leaves the owner r-x, 0477 -wx, 0777 nothing. Each layout makes a different
+    // directory first: a missing parent, the root, a bot directory.
+    for umask in ["0277", "0477", "0777"] {
+        for layout in ["missing parent", "missing root", "existing root"] {
+            let tmp = tempfile::tempdir().unwrap();
+            std::os::unix::fs::chown(tmp.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+            let parent = if layout == "missing parent" {
+                tmp.path().join("p")
+            } else {
+                tmp.path().to_owned()
+            };
+            let root = parent.join("secrets");
+            if layout == "existing root" {
+                std::fs::create_dir(&root).unwrap();
+                chmod(&root, 0o700);
+                std::os::unix::fs::chown(&root, Some(NOBODY), Some(NOBODY)).unwrap();
+            }
+            let out = run_child(
+                "modes::nobody_umask_child",
+                &[
+                    (UMASK_ENV, umask),
+                    (ROOT_ENV, root.to_str().unwrap()),
+                    (NOBODY_ENV, "1"),
+                ],
+            );
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("nobody child done"),
+                "the child did not run its checks"
+            );
+            let a = root.join(BOT_A);
+            let mut made = vec![root.clone(), a.clone(), root.join(".quarantine")];
+            if layout == "missing parent" {
+                made.push(parent.clone());
+            }
+            for d in &made {
+                assert_eq!(mode(d), 0o700, "{} under umask {umask}", d.display());
+                assert_eq!(uid(d), NOBODY, "{}", d.display());
+            }
+            for n in ["ai_api_key", "channel_token"] {
+                assert_eq!(mode(&a.join(n)), 0o600, "{n} under umask {umask}");
+                assert_eq!(uid(&a.join(n)), NOBODY);
+            }
+            // Nothing left behind: no temporary file, no trash, no orphan directory.
+            assert_eq!(crate::common::entries(&a), ["ai_api_key", "channel_token"]);
+            assert_eq!(crate::common::entries(&root), [".quarantine", BOT_A]);
+            let q = crate::common::entries(&root.join(".quarantine"));
+            assert_eq!(q.len(), 1, "{q:?}");
+            assert!(q[0].starts_with(BOT_C), "{q:?}");
+            let qdir = root.join(".quarantine").join(&q[0]);
+            assert_eq!(mode(&qdir), 0o700);
+            assert_eq!(mode(&qdir.join("ai_api_key")), 0o600);
+        }
+    }
+}
+
+const NO_PROC_ENV: &str = "BOTMAKER_SECRETS_TEST_NO_PROC";
+
+/// The child half of `without_proc_a_store_works_or_leaves_nothing`: runs with `/proc`
+/// unmounted in its own mount namespace, as `nobody`, under the umask given.
+#[test]
+fn no_proc_child() {
+    let (Ok(umask), Ok(root), Ok(_)) = (
+        std::env::var(UMASK_ENV),
+        std::env::var(ROOT_ENV),
+        std::env::var(NO_PROC_ENV),
+    ) else {
+        return;
+    };
+    assert!(
+        !Path::new("/proc/self/fd").exists(),
+        "/proc is still mounted"
+    );
+    nix::unistd::setgroups(&[]).unwrap();
+    nix::unistd::setgid(nix::unistd::Gid::from_raw(NOBODY)).unwrap();
+    nix::unistd::setuid(nix::unistd::Uid::from_raw(NOBODY)).unwrap();
+    let umask = u32::from_str_radix(&umask, 8).unwrap();
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    let opened = SecretsStore::open(Path::new(&root));
+    let bot: BotId = BOT_A.parse().unwrap();
+    if umask & 0o400 != 0 {
+        // Nothing can make a `0000` directory readable without /proc: refused, by the
+        // open (it makes the root) or by the first write (it makes the bot directory).
+        let err = match opened {
+            Err(e) => e,
+            Ok(store) => store.write(&bot, &name("ai_api_key"), b"k").unwrap_err(),
+        };
+        println!("no /proc, umask {umask:04o}: {err}");
+        return;
+    }
+    let store = opened.unwrap();
+    store.write(&bot, &name("ai_api_key"), b"k").unwrap();
+    // Read opens the judged file by its name again (no /proc/self/fd to reopen it).
+    assert_eq!(
+        store.read(&bot, &name("ai_api_key")).unwrap().expose(),
+        b"k"
+    );
+    println!("no /proc, umask {umask:04o}: works");
+}
+
+#[test]
+fn without_proc_a_store_works_or_leaves_nothing() {
+    assert_eq!(
+        euid(),
+        0,
+        "this test unmounts /proc in a child: run it as root"
+    );
+    for (umask, layout) in [
+        ("0277", "missing parent"),
+        ("0777", "missing parent"),
+        ("0777", "missing root"),
+        ("0777", "existing root"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(tmp.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+        let root = if layout == "missing parent" {
+            tmp.path().join("p/secrets")
+        } else {
+            tmp.path().join("secrets")
+        };
+        if layout == "existing root" {
+            std::fs::create_dir(&root).unwrap();
+            chmod(&root, 0o700);
+            std::os::unix::fs::chown(&root, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        let exe = std::env::current_exe().unwrap();
+        // util-linux `unshare` (needs CAP_SYS_ADMIN, which root in CI has).
+        let out = std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(r#"umount -l /proc && exec "$0" --exact modes::no_proc_child --nocapture --test-threads=1"#)
+            .arg(&exe)
+            .env(UMASK_ENV, umask)
+            .env(ROOT_ENV, &root)
+            .env(NO_PROC_ENV, "1")
+            .output()
+            .expect("unshare (util-linux) is needed: apt-get install util-linux");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("no /proc, umask"),
+            "child failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if umask == "0777" {
+            assert!(stdout.contains("no /proc, umask 0777: "), "{stdout}");
+            // The bot directory or the root (with its parent) that could not be made
+            // usable is gone.
+            let dir = if layout == "existing root" {
+                root.as_path()
+            } else {
+                tmp.path()
+            };
+            let left = crate::common::entries(dir);
+            assert!(left.is_empty(), "a refused {layout} left {left:?} behind");
+        } else {
+            assert!(stdout.contains("works"), "{stdout}");
+            assert_eq!(mode(&root.join(BOT_A).join("ai_api_key")), 0o600);
+        }
+    }
+}
