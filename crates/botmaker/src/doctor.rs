@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use botmaker_domain::{BotId, BotRepository, SecretName};
-use botmaker_secrets::{Issue, SecretsOptions, SecretsStore};
+use botmaker_secrets::{Issue, LockMode, SecretsOptions, SecretsStore};
 use botmaker_sqlite::{SqliteStore, StoreError, StoreOptions};
 
 use crate::{Botmaker, Config};
@@ -250,6 +250,26 @@ fn check_consistency(
     fix: bool,
     report: &mut DoctorReport,
 ) {
+    // Quarantining compares the rows with the directories and moves directories: hold
+    // the lock exclusive so that no create (directory before row) or delete (row
+    // before directory) is half done while the rows and directories are listed and
+    // moved. Both lists are taken under it. A report without `fix` takes no lock.
+    let _lock = if fix {
+        match secrets.lock(LockMode::Exclusive) {
+            Ok(held) => Some(held),
+            Err(e) => {
+                report.push(
+                    FindingKind::SecretsRoot,
+                    secrets.root_path().display().to_string(),
+                    format!("cannot lock the secrets store to repair it: {e}"),
+                    false,
+                );
+                return;
+            }
+        }
+    } else {
+        None
+    };
     let rows = match store.list(None) {
         Ok(rows) => rows,
         Err(e) => {
