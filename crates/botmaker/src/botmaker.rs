@@ -145,14 +145,20 @@ impl Botmaker {
     /// caller resolved it: the store's delete does not return the row, and reading it
     /// again would cost the second lookup this signature exists to avoid.
     ///
-    /// The row goes first so that a crash in between leaves only an orphan directory,
-    /// which the doctor quarantines; the reverse order would leave a registered bot
-    /// without its credentials.
+    /// The row goes first, and its delete is made durable ([`SqliteStore::sync`])
+    /// before the directory is touched, so that a crash in between, power loss
+    /// included, leaves only an orphan directory, which the doctor quarantines; the
+    /// reverse order would leave a registered bot without its credentials.
     pub fn delete_bot(&self, bot: &Bot) -> Result<Bot> {
         // Between the two steps the directory is an orphan: the doctor's fix step
         // (exclusive) waits until it is gone instead of quarantining it.
         let _lock = self.secrets.lock(LockMode::Shared)?;
         self.store.delete(&bot.id)?;
+        // The commit is in the WAL but not yet on disk (synchronous=NORMAL): make it
+        // durable before the directory goes to the trash, which the next open sweeps,
+        // or a power cut could bring the row back without its secrets. If this fails,
+        // the directory stays: an orphan at worst, which the doctor quarantines.
+        self.store.sync()?;
         match self.secrets.delete_bot(&bot.id) {
             // No directory: a bot created without secrets, or a crash of an earlier
             // delete after this step; either way there is nothing left to remove.

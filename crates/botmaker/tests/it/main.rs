@@ -4,6 +4,7 @@
 
 mod consistency;
 mod doctor;
+mod power_cut;
 mod repair_races;
 
 use botmaker::domain::{NewBot, SecretName};
