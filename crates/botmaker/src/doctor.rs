@@ -254,7 +254,7 @@ fn check_consistency(
     // the lock exclusive so that no create (directory before row) or delete (row
     // before directory) is half done while the rows and directories are listed and
     // moved. Both lists are taken under it. A report without `fix` takes no lock.
-    let _lock = if fix {
+    let lock = if fix {
         match secrets.lock(LockMode::Exclusive) {
             Ok(held) => Some(held),
             Err(e) => {
@@ -308,6 +308,9 @@ fn check_consistency(
             );
         }
     }
+    // Released before the per-bot checks, which only read: creators wait for the
+    // listing and the moves, not for a walk of every bot directory.
+    drop(lock);
     for bot in &rows {
         let subject = format!("{} ({})", bot.name, bot.id);
         // The bot's own rule (it depends on the provider), so an `ollama` bot is not
