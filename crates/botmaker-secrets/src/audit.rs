@@ -13,6 +13,7 @@ use nix::unistd::fsync;
 
 use crate::bot_dir::{self, QUARANTINE_DIR, TRASH_PREFIX, canonical_bot_id, is_stale_trash};
 use crate::fsutil::{Kind, Meta, list_names};
+use crate::lock::LOCK_FILE;
 use crate::root::{DIR_MODE, Root};
 use crate::secret_file::{self, FILE_MODE, FilePolicy};
 use crate::{Result, SecretsError};
@@ -215,6 +216,20 @@ pub(crate) fn walk(root: &Root, policy: FilePolicy, repair: bool) -> Result<Audi
                     },
                     false,
                 );
+            }
+        } else if raw == LOCK_FILE {
+            // The advisory lock of the cross-store operations: expected, and never
+            // removed (a holder may be waiting on it). Only its type is checked.
+            match entry.kind {
+                Kind::File => {}
+                Kind::Symlink => report.push(&shown, Issue::Symlink, false),
+                other => report.push(
+                    &shown,
+                    Issue::NotRegularFile {
+                        kind: other.describe(),
+                    },
+                    false,
+                ),
             }
         } else if shown.starts_with(TRASH_PREFIX) {
             // The trash of a deletion still running elsewhere is not a leftover.

@@ -85,6 +85,7 @@ mod audit;
 mod bot_dir;
 mod error;
 mod fsutil;
+mod lock;
 pub mod platform;
 mod root;
 mod secret_file;
@@ -93,5 +94,6 @@ mod value;
 
 pub use audit::{AuditReport, Finding, Issue};
 pub use error::{Result, SecretsError};
+pub use lock::{LockMode, RootLock};
 pub use store::{Owner, SecretMeta, SecretsOptions, SecretsStore};
 pub use value::{SecretText, SecretValue, trim_trailing_newline};

@@ -11,6 +11,7 @@ use botmaker_domain::{BotId, SecretName};
 use secrecy::SecretString;
 
 use crate::bot_dir;
+use crate::lock::{LockMode, RootLock};
 use crate::root::{Resolver, Root};
 use crate::secret_file::{self, FilePolicy, Target};
 use crate::{AuditReport, Result, SecretValue, SecretsError, trim_trailing_newline};
@@ -302,6 +303,17 @@ impl SecretsStore {
     /// entries. Symlinks, owners, hard links and unexpected entries are only reported.
     pub fn repair(&self) -> Result<AuditReport> {
         crate::audit::walk(&self.root, self.policy, true)
+    }
+
+    /// Takes the advisory lock on the root (`flock` on `<root>/.lock`, created `0600`
+    /// when missing), waiting for conflicting holders; it is released when the
+    /// returned guard is dropped. Operations that change both the registry and this
+    /// store hold it [`Shared`](LockMode::Shared), a repair that compares them and moves
+    /// directories holds it [`Exclusive`](LockMode::Exclusive), so the repair never
+    /// sees a bot half created or half deleted. Reads and writes of a secret do not
+    /// take it. Hold it for one operation, never across user input.
+    pub fn lock(&self, mode: LockMode) -> Result<RootLock> {
+        crate::lock::acquire(&self.root, mode)
     }
 
     /// `<root>/<bot>[/<name>]`, for messages and tests.

@@ -342,6 +342,10 @@ impl Target {
             return Err("entries appeared in the outside directory".to_owned());
         }
         for entry in names(self.config.secrets_dir())? {
+            // The advisory lock of create, delete and the doctor's fix step.
+            if entry == ".lock" {
+                continue;
+            }
             let ok = BotId::parse(&entry).is_ok_and(|id| id.to_string() == entry);
             if !ok {
                 return Err(format!("unexpected entry in the secrets root: {entry:?}"));

@@ -339,6 +339,10 @@ fn after_reopen(
     for entry in std::fs::read_dir(root)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
+        // The advisory lock that the doctor's fix step takes (and creates) is expected.
+        if name == ".lock" {
+            continue;
+        }
         if !bots.iter().any(|b| b.to_string() == name) {
             stray.push(name);
             continue;

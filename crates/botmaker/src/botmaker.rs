@@ -3,7 +3,9 @@
 use botmaker_domain::{
     Bot, BotRef, BotRepository, BotStatus, ContainerId, NewBot, RepoError, SecretName,
 };
-use botmaker_secrets::{SecretMeta, SecretValue, SecretsError, SecretsOptions, SecretsStore};
+use botmaker_secrets::{
+    LockMode, SecretMeta, SecretValue, SecretsError, SecretsOptions, SecretsStore,
+};
 use botmaker_sqlite::{SqliteStore, StoreOptions};
 
 use crate::{Config, Error, Result};
@@ -15,7 +17,10 @@ use crate::{Config, Error, Result};
 /// cannot be written; deleting removes the row first and the directory second. A crash
 /// in between can therefore only leave a secrets directory without a row, which
 /// [`Botmaker::doctor`] reports and `fix` quarantines (credentials are never deleted
-/// by the doctor).
+/// by the doctor). Both hold the secrets root's advisory lock
+/// ([`SecretsStore::lock`]) shared while they run, and the doctor's fix step holds it
+/// exclusive, so a repair never takes a bot being created (directory written, row
+/// not yet) for an orphan.
 ///
 /// # Bots are looked up once
 /// [`Botmaker::resolve`] is the one lookup: it turns a [`BotRef`] (an id or a name, as
@@ -102,6 +107,9 @@ impl Botmaker {
             Err(RepoError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
+        // Held until the row is in: the doctor's fix step (exclusive) must not see the
+        // directory without its row and quarantine the secrets of a bot being created.
+        let _lock = self.secrets.lock(LockMode::Shared)?;
         // A directory that already exists belongs to something else (an orphan of an
         // earlier crash): refuse, and leave it alone.
         if !self.secrets.create_bot(&new.id)? {
@@ -139,11 +147,20 @@ impl Botmaker {
     /// caller resolved it: the store's delete does not return the row, and reading it
     /// again would cost the second lookup this signature exists to avoid.
     ///
-    /// The row goes first so that a crash in between leaves only an orphan directory,
-    /// which the doctor quarantines; the reverse order would leave a registered bot
-    /// without its credentials.
+    /// The row goes first, and its delete is made durable ([`SqliteStore::sync`])
+    /// before the directory is touched, so that a crash in between, power loss
+    /// included, leaves only an orphan directory, which the doctor quarantines; the
+    /// reverse order would leave a registered bot without its credentials.
     pub fn delete_bot(&self, bot: &Bot) -> Result<Bot> {
+        // Between the two steps the directory is an orphan: the doctor's fix step
+        // (exclusive) waits until it is gone instead of quarantining it.
+        let _lock = self.secrets.lock(LockMode::Shared)?;
         self.store.delete(&bot.id)?;
+        // The commit is in the WAL but not yet on disk (synchronous=NORMAL): make it
+        // durable before the directory goes to the trash, which the next open sweeps,
+        // or a power cut could bring the row back without its secrets. If this fails,
+        // the directory stays: an orphan at worst, which the doctor quarantines.
+        self.store.sync()?;
         match self.secrets.delete_bot(&bot.id) {
             // No directory: a bot created without secrets, or a crash of an earlier
             // delete after this step; either way there is nothing left to remove.

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use botmaker_domain::{BotId, BotRepository, SecretName};
-use botmaker_secrets::{Issue, SecretsStore};
+use botmaker_secrets::{Issue, LockMode, SecretsStore};
 use botmaker_sqlite::{SqliteStore, StoreError, StoreOptions};
 
 use crate::{Botmaker, Config};
@@ -252,6 +252,26 @@ fn check_consistency(
     fix: bool,
     report: &mut DoctorReport,
 ) {
+    // Quarantining compares the rows with the directories and moves directories: hold
+    // the lock exclusive so that no create (directory before row) or delete (row
+    // before directory) is half done while the rows and directories are listed and
+    // moved. Both lists are taken under it. A report without `fix` takes no lock.
+    let lock = if fix {
+        match secrets.lock(LockMode::Exclusive) {
+            Ok(held) => Some(held),
+            Err(e) => {
+                report.push(
+                    FindingKind::SecretsRoot,
+                    secrets.root_path().display().to_string(),
+                    format!("cannot lock the secrets store to repair it: {e}"),
+                    false,
+                );
+                return;
+            }
+        }
+    } else {
+        None
+    };
     let rows = match store.list(None) {
         Ok(rows) => rows,
         Err(e) => {
@@ -290,6 +310,9 @@ fn check_consistency(
             );
         }
     }
+    // Released before the per-bot checks, which only read: creators wait for the
+    // listing and the moves, not for a walk of every bot directory.
+    drop(lock);
     for bot in &rows {
         let subject = format!("{} ({})", bot.name, bot.id);
         // The bot's own rule (it depends on the provider), so an `ollama` bot is not

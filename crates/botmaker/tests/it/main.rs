@@ -5,6 +5,8 @@
 mod consistency;
 mod doctor;
 mod owner;
+mod power_cut;
+mod repair_races;
 
 use botmaker::domain::{NewBot, SecretName};
 use botmaker::{Botmaker, Config};
@@ -27,11 +29,13 @@ impl Install {
         Botmaker::open(&self.config).unwrap()
     }
 
-    /// Entries directly in the secrets root (bot directories, `.quarantine`).
+    /// Entries directly in the secrets root (bot directories, `.quarantine`), but
+    /// the advisory lock file `.lock` that create and delete make on first use.
     pub(crate) fn root_entries(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.config.secrets_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name != ".lock")
             .collect();
         v.sort();
         v
