@@ -44,12 +44,16 @@ fn installation_with_owner() -> (Install, Config) {
     (install, config)
 }
 
-/// Every bot directory and secret file under the root, with its owner.
+/// Every entry of the root (bot directories, the lock file) and every secret file,
+/// with its owner.
 fn owners_under(root: &Path) -> Vec<(String, (u32, u32))> {
     let mut found = Vec::new();
     for bot in std::fs::read_dir(root).unwrap() {
         let bot = bot.unwrap().path();
         found.push((bot.display().to_string(), owned_by(&bot)));
+        if !bot.is_dir() {
+            continue; // the advisory lock file `.lock`, the owner's too
+        }
         for file in std::fs::read_dir(&bot).unwrap() {
             let file = file.unwrap().path();
             found.push((file.display().to_string(), owned_by(&file)));
@@ -100,8 +104,8 @@ fn open_hands_everything_to_the_configured_owner_and_the_doctor_agrees() {
     let owners = owners_under(config.secrets_dir());
     assert_eq!(
         owners.len(),
-        4,
-        "a bot directory and its three secrets: {owners:?}"
+        5,
+        "the lock file, a bot directory and its three secrets: {owners:?}"
     );
     for (path, owner) in &owners {
         assert_eq!(*owner, (OWNER.uid, OWNER.gid), "{path}");
