@@ -18,3 +18,4 @@ mod errors;
 mod migrations;
 mod model;
 mod support;
+mod untouched;
