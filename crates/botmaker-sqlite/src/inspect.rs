@@ -97,6 +97,11 @@ pub(crate) struct Inspection {
     /// The history as recorded, oldest first (empty when there is none, or when the
     /// file is refused before its history is read).
     pub(crate) applied: Vec<AppliedMigration>,
+    /// Whether a hot rollback journal lies beside the database: `state` and `applied`
+    /// are then what SQLite will see once it is rolled back (they were read from a
+    /// rolled-back copy), which only a read-write connection does. Openers refuse it
+    /// ([`StoreError::HotJournal`]); `migrate` rolls it back under its lock.
+    pub(crate) hot_journal: bool,
 }
 
 /// Looks at the database at `path` without creating, changing or deleting any file
@@ -116,6 +121,7 @@ pub(crate) fn inspect(path: &Path) -> Result<Inspection, StoreError> {
         Ok(Inspection {
             state,
             applied: Vec::new(),
+            hot_journal: false,
         })
     };
     match file_kind(path)? {
@@ -126,13 +132,31 @@ pub(crate) fn inspect(path: &Path) -> Result<Inspection, StoreError> {
         }
         FileKind::Sqlite => {}
     }
-    match read_history_of(path)? {
+    let history = read_history_of(path)?;
+    let hot_journal = has_hot_journal(path);
+    match history {
         Ok(applied) => Ok(Inspection {
             state: judge(&applied),
             applied,
+            hot_journal,
         }),
         Err(refusal) => found(DbState::Refused(refusal)),
     }
+}
+
+/// Whether `<path>-journal` is hot as SQLite judges it (without its lock test): it
+/// starts with a non-zero byte and the main file is not empty. SQLite rolls such a
+/// journal back on the next read-write open, and fails every read-only one with
+/// `SQLITE_READONLY_ROLLBACK`. A crash leaves one when it interrupts a write in
+/// rollback-journal mode: in botmaker's databases, only the switch to WAL of the
+/// first migration (the file is empty before it, so rolling back empties it again).
+fn has_hot_journal(path: &Path) -> bool {
+    let main_has_pages = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
+    let mut first = [0u8; 1];
+    main_has_pages
+        && File::open(companion(path, "-journal"))
+            .and_then(|mut j| j.read_exact(&mut first))
+            .is_ok_and(|()| first[0] != 0)
 }
 
 /// How many times [`read_history_of`] reads again when the files changed under it.
@@ -549,11 +573,13 @@ pub struct MigrationStatus {
 ///
 /// Never creates, changes or deletes a file of the database (main file, `-wal`,
 /// `-shm`, `-journal`) or anything beside it: a missing file is reported as
-/// [`SchemaState::Missing`], and the files are only read.
+/// [`SchemaState::Missing`], and the files are only read. A database beside a hot
+/// rollback journal is reported as it will be once [`migrate`](crate::migrate) has
+/// rolled the journal back.
 /// A file that is not a database is an error ([`StoreError::NotADatabase`]); a
 /// schema that is too new or diverged is reported in [`MigrationStatus::state`].
 pub fn migration_status(path: &Path) -> Result<MigrationStatus, StoreError> {
-    let Inspection { state, applied } = inspect(path)?;
+    let Inspection { state, applied, .. } = inspect(path)?;
     let state = match state {
         DbState::Missing => SchemaState::Missing,
         DbState::Empty | DbState::Pending { .. } => SchemaState::Pending,

@@ -15,6 +15,7 @@
 mod concurrency;
 mod conformance;
 mod errors;
+mod interrupted;
 mod migrations;
 mod model;
 mod support;
