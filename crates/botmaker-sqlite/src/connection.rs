@@ -26,9 +26,16 @@ pub(crate) const STATEMENT_CACHE: usize = 32;
 /// What a connection is for, which decides how it is opened and set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {
-    /// Reading a file's schema and history before anything else touches it: read
-    /// only, and no pragma (some, like `journal_mode`, would write to the file).
+    /// Reading a file's schema and history before anything else touches it, when
+    /// the main file holds the whole database (no `-wal`, no `-journal`): SQLite's
+    /// `immutable=1`, read only and without locks, so that it neither creates the
+    /// `-wal`/`-shm` of a WAL database nor deletes anything; and no pragma (some,
+    /// like `journal_mode`, would write to the file).
     Inspect,
+    /// Reading the schema and history of a private copy of a database (main file,
+    /// `-wal`, `-journal`): read-write, so that SQLite may recover the copy (replay
+    /// its WAL, roll back its journal) as it would the original; no pragma.
+    InspectCopy,
     /// Applying migrations: read-write; WAL, `synchronous`, `foreign_keys`.
     Migrate,
     /// The store's one writer: as [`Role::Migrate`], plus the page and statement
@@ -48,12 +55,17 @@ pub(crate) fn open(
 ) -> Result<Connection, StoreError> {
     let access = match role {
         Role::Inspect | Role::Read => OpenFlags::SQLITE_OPEN_READ_ONLY,
-        Role::Migrate | Role::Write => OpenFlags::SQLITE_OPEN_READ_WRITE,
+        Role::InspectCopy | Role::Migrate | Role::Write => OpenFlags::SQLITE_OPEN_READ_WRITE,
     };
     // Never `SQLITE_OPEN_CREATE`: only `migrate` creates a database, and it creates
     // the file itself (0600) first.
-    let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| sqlite_err(path, "opening", e))?;
+    let flags = access | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = if role == Role::Inspect {
+        Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+    } else {
+        Connection::open_with_flags(path, flags)
+    }
+    .map_err(|e| sqlite_err(path, "opening", e))?;
     conn.busy_timeout(busy_timeout)
         .map_err(|e| sqlite_err(path, "setting busy_timeout", e))?;
     Ok(conn)
@@ -66,7 +78,7 @@ pub(crate) fn configure(conn: &Connection, path: &Path, role: Role) -> Result<()
         f().map_err(|e| sqlite_err(path, "setting pragmas", e))
     };
     match role {
-        Role::Inspect => {}
+        Role::Inspect | Role::InspectCopy => {}
         Role::Migrate => {
             set_wal(conn, path)?;
             pragmas(&|| {
@@ -94,6 +106,28 @@ pub(crate) fn configure(conn: &Connection, path: &Path, role: Role) -> Result<()
         }
     }
     Ok(())
+}
+
+/// `file:<path>?immutable=1`, the path percent-encoded (a `?`, `#` or `%` in it would
+/// otherwise end or change the URI).
+fn immutable_uri(path: &Path) -> String {
+    #[cfg(unix)]
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec();
+    #[cfg(not(unix))]
+    let bytes = path.to_string_lossy().into_owned().into_bytes();
+    let mut uri = String::from("file:");
+    for b in bytes {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            uri.push('%');
+            uri.push(char::from(HEX[usize::from(b >> 4)]));
+            uri.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
 }
 
 /// Sets the journal mode to WAL (persistent in the file) and checks SQLite's answer:
@@ -135,3 +169,16 @@ pub(crate) fn sqlite_err(path: &Path, operation: &'static str, e: rusqlite::Erro
 
 /// The reason given when SQLite itself refuses the file.
 pub(crate) const NOT_A_DATABASE: &str = "SQLite says the file is not a database";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_immutable_uri_escapes_what_a_uri_would_read() {
+        assert_eq!(
+            immutable_uri(Path::new("/a b/x?y#z%_~.db")),
+            "file:/a%20b/x%3Fy%23z%25_~.db?immutable=1"
+        );
+    }
+}

@@ -89,6 +89,22 @@ pub enum StoreError {
         detail: String,
     },
 
+    /// A rollback journal (`-journal`) beside the database holds the undo of a write
+    /// that a crash interrupted (the switch to WAL mode of the first migration is one),
+    /// or that another process is making in rollback-journal mode. Openers refuse it
+    /// without touching a file; [`migrate`] rolls an interrupted write back.
+    ///
+    /// [`migrate`]: crate::migrate
+    #[error(
+        "database {path} has a rollback journal left by an interrupted write; migrating \
+         rolls it back (the database was left untouched)",
+        path = path.display()
+    )]
+    HotJournal {
+        /// The database.
+        path: PathBuf,
+    },
+
     /// The journal mode could not be set to WAL.
     #[error(
         "database {path}: journal mode is \"{mode}\" instead of \"wal\"",
@@ -149,8 +165,9 @@ impl StoreError {
     ///   database was busy or locked (another connection held it past the busy
     ///   timeout); nothing was changed by the failed statement.
     /// - Every other variant: no. A missing file, a file that is not ours, a schema too
-    ///   new, pending migrations, a diverged history, a journal mode that is not WAL and
-    ///   a failed file operation all say something about the file that waiting does
+    ///   new, pending migrations, a diverged history, a rollback journal to roll back
+    ///   (only `migrate` does), a journal mode that is not WAL and a failed file
+    ///   operation all say something about the file that waiting does
     ///   not change.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -172,6 +189,7 @@ impl StoreError {
             | Self::SchemaTooNew { .. }
             | Self::MigrationsPending { .. }
             | Self::MigrationsDiverged { .. }
+            | Self::HotJournal { .. }
             | Self::NotWal { .. }
             | Self::Io { .. } => false,
         }

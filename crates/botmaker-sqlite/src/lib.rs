@@ -50,9 +50,11 @@
 //!
 //! Openers ([`SqliteStore::open`]) never migrate and never write to a database they
 //! refuse: a missing file, a file that is not a botmaker database, a schema newer than
-//! the code, a diverged history, or pending migrations each have their own
-//! [`StoreError`] variant. [`migrate`] refuses the same files, except that it creates a
-//! missing one and applies pending migrations. Nothing here ever deletes a database to
+//! the code, a diverged history, pending migrations, or a hot rollback journal left by
+//! an interrupted write each have their own [`StoreError`] variant. [`migrate`] refuses
+//! the same files, except that it creates a missing one, rolls a hot journal back and
+//! applies pending migrations. Inspecting a database (before an open, a migrate, or
+//! for [`migration_status`]) never creates, changes or deletes any of its files. Nothing here ever deletes a database to
 //! recover. [`StoreError::is_retryable`] tells which failures a retry can cure (only
 //! lock contention).
 //!

@@ -7,6 +7,8 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
+use refinery::{SchemaVersion, Target};
+
 use crate::StoreError;
 use crate::connection::{self, CHECK_BUSY_TIMEOUT, Role};
 use crate::inspect::{DbState, inspect};
@@ -107,8 +109,10 @@ fn take_lock(path: &Path) -> Result<File, StoreError> {
 ///   migrate at once: the second waits, then finds nothing to do.
 /// - Refuses, without writing anything, a file that is not a database (or not
 ///   botmaker's), a schema newer than the code, and a diverged history.
+/// - Rolls back a hot rollback journal left by an interrupted write (SQLite does, as
+///   the first read-write connection under the lock).
 /// - Sets the journal mode to WAL and applies the pending migrations, each in its own
-///   transaction.
+///   transaction with the history row that records it.
 ///
 /// Returns the migrations applied; an empty list means the database was up to date.
 pub fn migrate(path: &Path) -> Result<MigrationReport, StoreError> {
@@ -141,15 +145,27 @@ pub fn migrate(path: &Path) -> Result<MigrationReport, StoreError> {
             to_version: from_version,
         });
     }
-    let report = embedded::migrations::runner()
-        .set_abort_divergent(true)
-        .set_abort_missing(true)
-        .run(&mut conn)
-        .map_err(|e| StoreError::Migration {
-            path: path.to_owned(),
-            source: Box::new(e),
-        })?;
-    let applied: Vec<MigrationInfo> = report.applied_migrations().iter().map(info).collect();
+    // One run per migration, each `grouped`: refinery then commits the migration and
+    // its history row in one transaction. Ungrouped, it commits them one after the
+    // other, and a crash between the two leaves the tables of a migration that the
+    // history says never ran, which every later `migrate` runs again and fails on.
+    let mut applied: Vec<MigrationInfo> = Vec::new();
+    for migration in &pending {
+        let report = embedded::migrations::runner()
+            // Shipped versions are small: the fallback (every migration) never happens.
+            .set_target(Target::Version(
+                SchemaVersion::try_from(migration.version).unwrap_or(SchemaVersion::MAX),
+            ))
+            .set_grouped(true)
+            .set_abort_divergent(true)
+            .set_abort_missing(true)
+            .run(&mut conn)
+            .map_err(|e| StoreError::Migration {
+                path: path.to_owned(),
+                source: Box::new(e),
+            })?;
+        applied.extend(report.applied_migrations().iter().map(info));
+    }
     let to_version = applied
         .iter()
         .map(|m| m.version)

@@ -372,7 +372,16 @@ fn check_openable(path: &Path) -> Result<u32, StoreError> {
         code: LATEST_VERSION,
         pending,
     };
-    match inspect(path)?.state {
+    let inspection = inspect(path)?;
+    // Rolling a hot journal back writes to the file: `migrate` does it, under its
+    // lock; an opener refuses, whatever the database would be once rolled back
+    // (unless that is refused anyway).
+    if inspection.hot_journal && !matches!(inspection.state, DbState::Refused(_)) {
+        return Err(StoreError::HotJournal {
+            path: path.to_owned(),
+        });
+    }
+    match inspection.state {
         DbState::Current { version } => Ok(version),
         DbState::Missing => Err(StoreError::Missing {
             path: path.to_owned(),

@@ -15,6 +15,8 @@
 mod concurrency;
 mod conformance;
 mod errors;
+mod interrupted;
 mod migrations;
 mod model;
 mod support;
+mod untouched;
