@@ -229,7 +229,7 @@ fn command_hint(e: &anyhow::Error) -> Option<&'static str> {
         StoreError::Missing { .. } => {
             Some("; create it with `cargo xtask migrate` or `botmaker migrate`")
         }
-        StoreError::MigrationsPending { .. } => {
+        StoreError::MigrationsPending { .. } | StoreError::HotJournal { .. } => {
             Some("; run `cargo xtask migrate` or `botmaker migrate`")
         }
         _ => None,
@@ -313,6 +313,14 @@ mod tests {
             line(botmaker::Error::Store(pending)),
             "error: database /d/botmaker.db has schema version 0, this code needs version 1 \
              (0 migration(s) pending); run `cargo xtask migrate` or `botmaker migrate`"
+        );
+        assert_eq!(
+            line(botmaker::Error::Store(StoreError::HotJournal {
+                path: PathBuf::from("/d/botmaker.db")
+            })),
+            "error: database /d/botmaker.db has a rollback journal left by an interrupted \
+             write; migrating rolls it back (the database was left untouched); run \
+             `cargo xtask migrate` or `botmaker migrate`"
         );
         // Errors that no command resolves get no hint.
         let refused = botmaker::domain::DomainError::InvalidBotRef {

@@ -206,7 +206,9 @@ fn with_migrate_hint(e: &StoreError) -> String {
         StoreError::Missing { .. } => {
             "; create it with `cargo xtask migrate` or `botmaker migrate`"
         }
-        StoreError::MigrationsPending { .. } => "; run `cargo xtask migrate` or `botmaker migrate`",
+        StoreError::MigrationsPending { .. } | StoreError::HotJournal { .. } => {
+            "; run `cargo xtask migrate` or `botmaker migrate`"
+        }
         _ => "",
     };
     format!("{e}{hint}")
