@@ -32,7 +32,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Write as _;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
 
@@ -45,7 +45,7 @@ use zeroize::Zeroizing;
 
 use crate::bot_dir::{self, DirUse};
 use crate::fsutil::{Kind, Meta, is_stale, list_names, read_bounded, unique_name};
-use crate::root::{Resolver, Root, classify_open_error};
+use crate::root::{Root, classify_open_error};
 use crate::store::SecretMeta;
 use crate::{Result, SecretValue, SecretsError};
 
@@ -294,9 +294,9 @@ pub(crate) fn write(
     fsync(dir.as_fd()).map_err(|e| SecretsError::io("fsync", root.display_path(bot, None), e))
 }
 
-/// Reads the bot's secret `name`: looked up without following a link as an `O_PATH`
-/// descriptor (no I/O), judged by its `fstat`, only then opened for reading (that very
-/// inode, see [`reopen_for_read`]), and read into the value's own zeroizing allocation.
+/// Reads the bot's secret `name`: opened without following a link and without blocking,
+/// judged by its `fstat` before a byte is read, then read into the value's own
+/// zeroizing allocation.
 pub(crate) fn read(
     root: &Root,
     policy: FilePolicy,
@@ -315,32 +315,18 @@ pub(crate) fn read(
         other => other?,
     };
     let target = OsStr::new(name.as_str());
-    // An O_PATH descriptor first: no I/O, so a FIFO or a device node planted at the
-    // name is judged by its fstat and refused without ever being opened (a device's
-    // open can act; a FIFO's lets a writer through).
-    let handle = match root
-        .resolver()
-        .open(dir.as_fd(), &[target], OFlag::O_PATH, Mode::empty())
-    {
+    let fd = match root.resolver().open(
+        dir.as_fd(),
+        &[target],
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+        Mode::empty(),
+    ) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Err(not_found()),
         Err(e) => return Err(classify_open_error(dir.as_fd(), target, path(), "open", e)),
     };
-    let meta = Meta::of_fd(handle.as_fd()).map_err(|e| SecretsError::io("stat", path(), e))?;
+    let meta = Meta::of_fd(fd.as_fd()).map_err(|e| SecretsError::io("stat", path(), e))?;
     policy.judge(&meta).refuse_read(policy, &path, bot, name)?;
-    let fd = match reopen_for_read(handle.as_fd()) {
-        Ok(fd) => fd,
-        // No /proc: the name is opened again (without blocking, as before this
-        // hardening) and must still be the inode that was judged.
-        Err(Errno::ENOENT) => match reopen_by_name(root.resolver(), dir.as_fd(), target, &meta) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Err(not_found()),
-            Err(Errno::ESTALE) => return Err(SecretsError::Raced { path: path() }),
-            Err(e) => return Err(classify_open_error(dir.as_fd(), target, path(), "open", e)),
-        },
-        Err(e) => return Err(SecretsError::io("open", path(), e)),
-    };
-    drop(handle);
     let mut file = File::from(fd);
     let hint = usize::try_from(meta.size).unwrap_or(policy.max);
     // Straight into the value's own allocation (the policy bounded the size); a file
@@ -509,52 +495,6 @@ fn create_temp(root: &Root, dir: BorrowedFd<'_>, bot: &BotId) -> Result<(File, S
     ))
 }
 
-/// Opens for reading the very inode `handle` (an `O_PATH` descriptor, judged already)
-/// refers to, through `/proc/self/fd/N`: no name is looked up again, so nothing
-/// swapped in at the name meanwhile can be opened instead (`openat(handle, "")` is not
-/// allowed, and an open of the name again could only check the inode after the open,
-/// too late for a device). `ENOENT` here means `/proc` is not mounted (the link opens
-/// even a file removed since).
-fn reopen_for_read(handle: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
-    use std::io::Write as _;
-    use std::os::fd::AsRawFd as _;
-    // "/proc/self/fd/" and at most 10 digits: formatted on the stack.
-    let mut buf = [0u8; 32];
-    let len = {
-        let mut w = &mut buf[..];
-        write!(w, "/proc/self/fd/{}", handle.as_raw_fd()).map_err(|_| Errno::ENAMETOOLONG)?;
-        32 - w.len()
-    };
-    nix::fcntl::open(
-        &buf[..len],
-        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-}
-
-/// Without `/proc`: opens `name` in `dir` again for reading and checks that it is the
-/// inode `judged` describes; `ESTALE` if another entry was swapped in at the name since
-/// (that entry may have been opened, without blocking, before the check refused it).
-fn reopen_by_name(
-    resolver: Resolver,
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    judged: &Meta,
-) -> nix::Result<OwnedFd> {
-    let fd = resolver.open(
-        dir,
-        &[name],
-        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
-        Mode::empty(),
-    )?;
-    let now = Meta::of_fd(fd.as_fd())?;
-    if (now.dev, now.ino) == (judged.dev, judged.ino) {
-        Ok(fd)
-    } else {
-        Err(Errno::ESTALE)
-    }
-}
-
 /// Fills `buf` from the start of `file` with `pread`s (the file's offset does not move)
 /// and checks that the file ends there: `Ok(true)` when it holds exactly `buf.len()`
 /// bytes, `Ok(false)` when it turned out shorter or longer (it changed after its
@@ -604,37 +544,6 @@ mod tests {
         expected_uid: 1000,
         max: 100,
     };
-
-    #[test]
-    fn reopen_by_name_opens_only_the_judged_inode() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = nix::fcntl::open(
-            tmp.path(),
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .unwrap();
-        std::fs::write(tmp.path().join("k"), b"v").unwrap();
-        let name = OsStr::new("k");
-        for resolver in [Resolver::Openat2, Resolver::NoFollow] {
-            let judged = Meta::of_entry(dir.as_fd(), name).unwrap();
-            let fd = reopen_by_name(resolver, dir.as_fd(), name, &judged).unwrap();
-            assert_eq!(Meta::of_fd(fd.as_fd()).unwrap().ino, judged.ino);
-            // Another file swapped in at the name since it was judged: refused.
-            std::fs::write(tmp.path().join("new"), b"w").unwrap();
-            std::fs::rename(tmp.path().join("new"), tmp.path().join("k")).unwrap();
-            assert_eq!(
-                reopen_by_name(resolver, dir.as_fd(), name, &judged).unwrap_err(),
-                Errno::ESTALE
-            );
-        }
-        std::fs::remove_file(tmp.path().join("k")).unwrap();
-        let judged = file(0o600);
-        assert_eq!(
-            reopen_by_name(Resolver::NoFollow, dir.as_fd(), name, &judged).unwrap_err(),
-            Errno::ENOENT
-        );
-    }
 
     #[test]
     fn exactly_0600_and_0400_are_accepted_among_every_mode() {

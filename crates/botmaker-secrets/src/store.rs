@@ -392,35 +392,6 @@ mod tests {
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
     }
 
-    /// Both resolvers judge a secret through an `O_PATH` descriptor: a planted FIFO is
-    /// refused without an open for I/O (inotify would see one).
-    #[test]
-    fn both_resolvers_never_open_a_planted_fifo() {
-        use nix::errno::Errno;
-        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-        use nix::sys::stat::Mode;
-        let tmp = tempfile::tempdir().unwrap();
-        for store in both(tmp.path()) {
-            let bot = BotId::generate();
-            let key = SecretName::parse("ai_api_key").unwrap();
-            store.create_bot(&bot).unwrap();
-            nix::unistd::mkfifo(
-                &store.display_path(&bot, Some(&key)),
-                Mode::from_bits_truncate(0o600),
-            )
-            .unwrap();
-            let inotify = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();
-            inotify
-                .add_watch(&store.display_path(&bot, None), AddWatchFlags::IN_OPEN)
-                .unwrap();
-            assert!(matches!(
-                store.read(&bot, &key),
-                Err(SecretsError::NotRegularFile { kind: "fifo", .. })
-            ));
-            assert_eq!(inotify.read_events().unwrap_err(), Errno::EAGAIN);
-        }
-    }
-
     #[test]
     fn both_resolvers_run_the_whole_lifecycle() {
         let tmp = tempfile::tempdir().unwrap();
