@@ -6,6 +6,7 @@
 //! separate open file descriptions).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::{Env, Run};
@@ -14,6 +15,12 @@ use crate::{Env, Run};
 /// fast machine).
 const RUN_FOR: Duration = Duration::from_secs(5);
 const MAX_LOOPS: usize = 200;
+/// Each writer makes at least this many bots and each doctor runs at least this many
+/// times, past `RUN_FOR` if a loaded machine is slow, so that the test does real work;
+/// `HARD_STOP` bounds that (the count assertion then fails and says so).
+const MIN_BOTS_PER_WRITER: usize = 5;
+const MIN_RUNS_PER_DOCTOR: usize = 3;
+const HARD_STOP: Duration = Duration::from_mins(1);
 
 /// The bot ids of the directories in `.quarantine/` (named `<id>-<seconds>.<nanos>`).
 fn quarantined(env: &Env) -> Vec<String> {
@@ -38,10 +45,11 @@ fn describe(what: &str, run: &Run) -> String {
 /// One writer's loop: create a bot, then set and read back its secrets. Returns the
 /// bots it created and the first failure, which ends the loop (what follows a failure
 /// would only fail for the same reason).
-fn writer(env: &Env, w: usize, deadline: Instant) -> (usize, Option<String>) {
+fn writer(env: &Env, w: usize, start: Instant) -> (usize, Option<String>) {
     let mut created = 0;
     for i in 0..MAX_LOOPS {
-        if Instant::now() >= deadline {
+        let ran = start.elapsed();
+        if ran >= HARD_STOP || (ran >= RUN_FOR && i >= MIN_BOTS_PER_WRITER) {
             break;
         }
         let name = format!("w{w}-{i}");
@@ -88,11 +96,14 @@ fn writer(env: &Env, w: usize, deadline: Instant) -> (usize, Option<String>) {
 /// One doctor's loop: `doctor --fix --json`. While writers run it may see a bot whose
 /// secrets are not set yet (exit 1, a `missing-secrets` finding), nothing else: an
 /// `orphan-secrets` finding means it saw a directory without its row, which the lock
-/// exists to prevent. Returns its runs and the first failure.
-fn doctor(env: &Env, deadline: Instant) -> (usize, Option<String>) {
+/// exists to prevent. It runs while any writer does. Returns its runs and the first
+/// failure.
+fn doctor(env: &Env, start: Instant, writing: &AtomicUsize) -> (usize, Option<String>) {
     let mut runs = 0;
     for _ in 0..MAX_LOOPS {
-        if Instant::now() >= deadline {
+        let ran = start.elapsed();
+        let done = writing.load(Ordering::SeqCst) == 0;
+        if ran >= HARD_STOP || (done && runs >= MIN_RUNS_PER_DOCTOR) {
             break;
         }
         let run = env.run(&["doctor", "--fix", "--json"]);
@@ -122,14 +133,21 @@ fn bot_create_and_secret_set_beside_looping_doctor_fix_processes() {
     const DOCTORS: usize = 2;
     let env = Env::new();
     env.run(&["migrate"]).ok();
-    let deadline = Instant::now() + RUN_FOR;
+    let start = Instant::now();
+    let writing = AtomicUsize::new(WRITERS);
     let (writers, doctors) = std::thread::scope(|s| {
-        let env = &env;
+        let (env, writing) = (&env, &writing);
         let writers: Vec<_> = (0..WRITERS)
-            .map(|w| s.spawn(move || writer(env, w, deadline)))
+            .map(|w| {
+                s.spawn(move || {
+                    let done = writer(env, w, start);
+                    writing.fetch_sub(1, Ordering::SeqCst);
+                    done
+                })
+            })
             .collect();
         let doctors: Vec<_> = (0..DOCTORS)
-            .map(|_| s.spawn(move || doctor(env, deadline)))
+            .map(|_| s.spawn(move || doctor(env, start, writing)))
             .collect();
         (
             writers
