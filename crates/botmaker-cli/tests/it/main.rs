@@ -9,6 +9,7 @@
 mod errors;
 mod hostile;
 mod owner;
+mod repair_race;
 mod session;
 
 use std::io::Write;
