@@ -247,7 +247,12 @@ fn summary(calls: &[Call]) -> Vec<String> {
     calls
         .iter()
         .map(|c| {
-            if c.name.starts_with("rename") {
+            let creates = c.name == "openat" && c.args.contains("O_CREAT");
+            if creates
+                || ["rename", "mkdir", "unlink", "rmdir"]
+                    .iter()
+                    .any(|n| c.name.starts_with(n))
+            {
                 format!("{}({})", c.name, c.args)
             } else {
                 format!("{}({}, ...)", c.name, c.first())
