@@ -16,8 +16,9 @@
 //!   the old value, and the directory after, before the call returns.
 //! - the doctor's quarantine: the root is fsynced after the orphan is renamed into
 //!   `.quarantine`, and none of the orphan's files is unlinked.
-//! - `migrate`: the new database's directory is fsynced after the file is created,
-//!   and every file written (database, WAL, journal) is fsynced after its last write.
+//! - `migrate`: a new data directory's parent is fsynced after its mkdir, the
+//!   directory after the database file is created, and every file written (database,
+//!   WAL, journal) after its last write.
 //!
 //! The model is the order of fsyncs against irrecoverable steps only: it builds no
 //! crash states and replays nothing (no ALICE-style file-system model).
@@ -470,13 +471,20 @@ fn the_doctors_quarantine_is_durable_and_deletes_nothing() {
 fn migrate_makes_the_new_database_and_its_directory_entry_durable() {
     let (install, calls) = traced("migrate", false);
     let shown = summary(&calls);
-    let dir = install
-        .config
-        .secrets_dir()
-        .parent()
-        .unwrap()
-        .join("fresh-data");
-    let dir = dir.display().to_string();
+    let top = install.config.secrets_dir().parent().unwrap().to_owned();
+    let top = top.display().to_string();
+    let dir = format!("{top}/fresh-data");
+    // The data directory is new too: its entry in its parent must be durable, or a
+    // power cut loses the directory and the database in it.
+    let made = calls
+        .iter()
+        .position(|c| c.name == "mkdir" && c.arg(0) == dir)
+        .unwrap_or_else(|| panic!("{dir} was not created: {shown:#?}"));
+    assert!(
+        calls[made..].iter().any(|c| syncs(c, &top)),
+        "no fsync of {top} after the mkdir of the data directory {dir}: a power cut can \
+         lose the directory and the database in it: {shown:#?}"
+    );
     let db = format!("{dir}/botmaker.db");
     let created = calls
         .iter()
