@@ -53,6 +53,14 @@ fn create_parent(path: &Path) -> Result<(), StoreError> {
     let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(());
     };
+    // The folders made here (the missing ones, deepest first): a new folder's entry
+    // is durable only once the folder holding it is fsynced, or a power cut after
+    // `migrate` returns can lose the folder and the database in it. SQLite fsyncs
+    // the database's own folder, not the ones above it.
+    let missing: Vec<&Path> = parent
+        .ancestors()
+        .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+        .collect();
     let mut builder = DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -61,7 +69,34 @@ fn create_parent(path: &Path) -> Result<(), StoreError> {
         path: parent.to_owned(),
         operation: "creating the folder",
         source,
-    })
+    })?;
+    for made in missing {
+        let holder = made
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sync_folder(holder)?;
+    }
+    Ok(())
+}
+
+/// Makes the entries of a folder durable (an fsync of the folder).
+#[cfg(unix)]
+fn sync_folder(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| StoreError::Io {
+            path: dir.to_owned(),
+            operation: "syncing the folder",
+            source,
+        })
+}
+
+/// Folders cannot be opened to be synced here; the file system keeps its entries.
+#[cfg(not(unix))]
+#[allow(clippy::unnecessary_wraps)]
+fn sync_folder(_dir: &Path) -> Result<(), StoreError> {
+    Ok(())
 }
 
 fn create_new_file(path: &Path) -> Result<(), StoreError> {
