@@ -6,6 +6,7 @@
 //! - [`hostile`]: one corpus of hostile inputs (traversal, separators, control bytes,
 //!   UUID look-alikes, oversized values).
 //! - [`scratch`]: scratch directories that are kept, and named, when a test fails.
+//! - [`strace`]: parsing `strace -f` output, for the tests of durability order.
 //! - [`conformance`] and [`model`]: the repository conformance suite and the model
 //!   proptest, as public functions that take a store constructor, so every
 //!   [`BotRepository`](botmaker_domain::BotRepository) (the in-memory model, SQLite, and
@@ -20,3 +21,4 @@ pub mod hostile;
 pub mod model;
 pub mod rng;
 pub mod scratch;
+pub mod strace;

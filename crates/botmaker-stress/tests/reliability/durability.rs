@@ -9,6 +9,7 @@ use std::process::Command;
 
 use botmaker_domain::{BotId, SecretName};
 use botmaker_secrets::SecretsStore;
+use botmaker_testkit::strace::{Call, parse};
 
 const ROOT_ENV: &str = "BOTMAKER_RELIABILITY_DURABILITY_ROOT";
 const BOT: &str = "0192f5a4-1b2c-7d3e-8f40-112233445566";
@@ -16,61 +17,6 @@ const VALUE: &[u8] = b"durable-value-0123456789";
 /// Set (to anything) in the child that creates a new bot and deletes the old one.
 const CREATE_DELETE_ENV: &str = "BOTMAKER_RELIABILITY_DURABILITY_CREATE_DELETE";
 const NEW_BOT: &str = "0192f5a4-1b2c-7d3e-8f40-aabbccddeeff";
-
-/// One traced system call.
-#[derive(Debug, Clone)]
-struct Call {
-    name: String,
-    args: String,
-    ret: String,
-}
-
-/// Parses `strace -f -o` output: `PID name(args) = ret`, joining `<unfinished ...>`
-/// and `<... name resumed>` halves.
-fn parse(trace: &str) -> Vec<Call> {
-    let mut calls = Vec::new();
-    let mut unfinished: HashMap<String, String> = HashMap::new();
-    for line in trace.lines() {
-        let (pid, rest) = line.split_once(' ').unwrap_or(("", line));
-        let rest = rest.trim_start();
-        let full = if let Some(head) = rest.strip_suffix("<unfinished ...>") {
-            unfinished.insert(pid.to_owned(), head.trim_end().to_owned());
-            continue;
-        } else if rest.starts_with("<...") {
-            let Some(head) = unfinished.remove(pid) else {
-                continue;
-            };
-            let tail = rest.split_once("resumed>").map_or("", |(_, t)| t);
-            format!("{head}{tail}")
-        } else {
-            rest.to_owned()
-        };
-        let Some(open) = full.find('(') else { continue };
-        // strace pads short calls: `fsync(5)                = 0`.
-        let Some(eq) = full.rfind(" = ") else {
-            continue;
-        };
-        let Some(close) = full[..eq].rfind(')').filter(|c| *c > open) else {
-            continue;
-        };
-        calls.push(Call {
-            name: full[..open].to_owned(),
-            args: full[open + 1..close].to_owned(),
-            ret: full[eq + 3..].split(' ').next().unwrap_or("").to_owned(),
-        });
-    }
-    calls
-}
-
-/// The first argument (a descriptor) of a call.
-fn first_arg(c: &Call) -> &str {
-    c.args.split(',').next().unwrap_or("").trim()
-}
-
-/// The `n`th quoted string argument of a call.
-fn quoted(c: &Call, n: usize) -> Option<String> {
-    c.args.split('"').nth(2 * n + 1).map(str::to_owned)
-}
 
 /// The write, fsync and rename events of a trace, with each descriptor replaced by
 /// the name it was opened at (followed through `dup` and `close`).
@@ -81,7 +27,7 @@ fn events(calls: &[Call]) -> Vec<(&'static str, String)> {
     for c in calls {
         match c.name.as_str() {
             "openat" | "openat2" | "open" => {
-                if let Some(path) = quoted(c, 0)
+                if let Some(path) = c.quoted(0)
                     && opened(c)
                 {
                     fds.insert(c.ret.clone(), path);
@@ -91,28 +37,28 @@ fn events(calls: &[Call]) -> Vec<(&'static str, String)> {
                 let duplicates = c.name != "fcntl" || c.args.contains("F_DUPFD");
                 if duplicates
                     && opened(c)
-                    && let Some(path) = fds.get(first_arg(c)).cloned()
+                    && let Some(path) = fds.get(c.first()).cloned()
                 {
                     fds.insert(c.ret.clone(), path);
                 }
             }
             "close" => {
-                fds.remove(first_arg(c));
+                fds.remove(c.first());
             }
             "write" | "pwrite64" | "writev" => {
-                if let Some(path) = fds.get(first_arg(c)).filter(|p| p.starts_with(".tmp-")) {
+                if let Some(path) = fds.get(c.first()).filter(|p| p.starts_with(".tmp-")) {
                     events.push(("write", path.clone()));
                 }
             }
             "fsync" | "fdatasync" => {
-                if let Some(path) = fds.get(first_arg(c)) {
+                if let Some(path) = fds.get(c.first()) {
                     events.push(("fsync", path.clone()));
                 }
             }
             "renameat" | "renameat2" => {
-                let from = quoted(c, 0).unwrap_or_default();
-                let to = quoted(c, 1).unwrap_or_default();
-                let dir = fds.get(first_arg(c)).cloned().unwrap_or_default();
+                let from = c.quoted(0).unwrap_or_default();
+                let to = c.quoted(1).unwrap_or_default();
+                let dir = fds.get(c.first()).cloned().unwrap_or_default();
                 let flags_zero = c.name == "renameat" || c.args.trim_end().ends_with(", 0");
                 if c.ret == "0" {
                     events.push((
@@ -122,8 +68,8 @@ fn events(calls: &[Call]) -> Vec<(&'static str, String)> {
                 }
             }
             "mkdirat" | "unlinkat" if c.ret == "0" => {
-                let dir = fds.get(first_arg(c)).cloned().unwrap_or_default();
-                let name = quoted(c, 0).unwrap_or_default();
+                let dir = fds.get(c.first()).cloned().unwrap_or_default();
+                let name = c.quoted(0).unwrap_or_default();
                 let kind = if c.name == "mkdirat" {
                     "mkdir"
                 } else {
@@ -163,13 +109,13 @@ fn durability_child_or_parser() {
     );
     assert_eq!(calls.len(), 3);
     assert_eq!(
-        (calls[0].ret.as_str(), quoted(&calls[0], 0).as_deref()),
+        (calls[0].ret.as_str(), calls[0].quoted(0).as_deref()),
         ("5", Some(".tmp-1"))
     );
     assert_eq!(
         (
             calls[2].name.as_str(),
-            first_arg(&calls[2]),
+            calls[2].first(),
             calls[2].ret.as_str()
         ),
         ("fsync", "5", "0")

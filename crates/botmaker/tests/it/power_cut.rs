@@ -23,12 +23,13 @@
 //! The model is the order of fsyncs against irrecoverable steps only: it builds no
 //! crash states and replays nothing (no ALICE-style file-system model).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
 use botmaker::domain::{BotId, BotRepository};
 use botmaker::{Botmaker, Config};
+
+use botmaker_testkit::strace::{Call, parse};
 
 use crate::{Install, new_bot, required};
 
@@ -40,68 +41,6 @@ const MODE_ENV: &str = "BOTMAKER_IT_POWER_CUT_MODE";
 /// and ends.
 const MARK_START: &str = "/nonexistent-botmaker-power-cut-start";
 const MARK_END: &str = "/nonexistent-botmaker-power-cut-end";
-
-/// One traced system call: its name, its first argument (with `-y`, a descriptor's
-/// path: `5</dir/botmaker.db-wal>`) and all its arguments.
-#[derive(Debug, Clone)]
-struct Call {
-    name: String,
-    args: String,
-}
-
-impl Call {
-    fn first(&self) -> &str {
-        self.args.split(',').next().unwrap_or("").trim()
-    }
-
-    /// The path behind the first argument's descriptor (`5</d/x>` gives `/d/x`).
-    fn fd_path(&self) -> &str {
-        let first = self.first();
-        first
-            .find('<')
-            .and_then(|open| first.strip_suffix('>').map(|f| &f[open + 1..]))
-            .unwrap_or("")
-    }
-
-    /// The `n`th argument, unquoted: a name given to a `*at` call.
-    fn arg(&self, n: usize) -> &str {
-        self.args.split(", ").nth(n).unwrap_or("").trim_matches('"')
-    }
-}
-
-/// Parses `strace -f -o` output, joining `<unfinished ...>` and `<... resumed>`
-/// halves.
-fn parse(trace: &str) -> Vec<Call> {
-    let mut calls = Vec::new();
-    let mut unfinished: HashMap<String, String> = HashMap::new();
-    for line in trace.lines() {
-        let (pid, rest) = line.split_once(' ').unwrap_or(("", line));
-        let rest = rest.trim_start();
-        let full = if let Some(head) = rest.strip_suffix("<unfinished ...>") {
-            unfinished.insert(pid.to_owned(), head.trim_end().to_owned());
-            continue;
-        } else if rest.starts_with("<...") {
-            let Some(head) = unfinished.remove(pid) else {
-                continue;
-            };
-            let tail = rest.split_once("resumed>").map_or("", |(_, t)| t);
-            format!("{head}{tail}")
-        } else {
-            rest.to_owned()
-        };
-        let (Some(open), Some(eq)) = (full.find('('), full.rfind(" = ")) else {
-            continue;
-        };
-        let Some(close) = full[..eq].rfind(')').filter(|c| *c > open) else {
-            continue;
-        };
-        calls.push(Call {
-            name: full[..open].to_owned(),
-            args: full[open + 1..close].to_owned(),
-        });
-    }
-    calls
-}
 
 /// The child: runs one operation between two marks (after a set-up that the trace
 /// leaves out): `facade` and `store` delete the bot, `create` creates one with its
