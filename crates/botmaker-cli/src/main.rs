@@ -225,15 +225,6 @@ fn error_line(e: &anyhow::Error) -> String {
 fn command_hint(e: &anyhow::Error) -> Option<&'static str> {
     use botmaker::Error;
     use botmaker::sqlite::StoreError;
-    let store = |e: &StoreError| match e {
-        StoreError::Missing { .. } => {
-            Some("; create it with `cargo xtask migrate` or `botmaker migrate`")
-        }
-        StoreError::MigrationsPending { .. } | StoreError::HotJournal { .. } => {
-            Some("; run `cargo xtask migrate` or `botmaker migrate`")
-        }
-        _ => None,
-    };
     e.chain().find_map(|cause| {
         if let Some(e) = cause.downcast_ref::<Error>() {
             match e {
@@ -241,11 +232,13 @@ fn command_hint(e: &anyhow::Error) -> Option<&'static str> {
                 Error::Compensation { .. } => Some("; run `botmaker doctor`"),
                 // A transparent variant: the chain goes on with the store error's
                 // source, not the store error itself, so look inside here.
-                Error::Store(e) => store(e),
+                Error::Store(e) => botmaker::migrate_hint(e),
                 _ => None,
             }
         } else {
-            cause.downcast_ref::<StoreError>().and_then(store)
+            cause
+                .downcast_ref::<StoreError>()
+                .and_then(botmaker::migrate_hint)
         }
     })
 }

@@ -202,16 +202,7 @@ fn check_database(config: &Config, report: &mut DoctorReport) -> Option<SqliteSt
 /// caller runs, but the doctor's report is advice for an operator of this
 /// installation, where both migrate commands exist.
 fn with_migrate_hint(e: &StoreError) -> String {
-    let hint = match e {
-        StoreError::Missing { .. } => {
-            "; create it with `cargo xtask migrate` or `botmaker migrate`"
-        }
-        StoreError::MigrationsPending { .. } | StoreError::HotJournal { .. } => {
-            "; run `cargo xtask migrate` or `botmaker migrate`"
-        }
-        _ => "",
-    };
-    format!("{e}{hint}")
+    format!("{e}{}", crate::migrate_hint(e).unwrap_or(""))
 }
 
 /// Leftovers swept on open, then the secrets store's own audit (or repair).

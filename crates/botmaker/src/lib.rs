@@ -27,7 +27,7 @@ pub use config::{Config, ConfigError, DATABASE_FILE, SECRETS_OWNER_FORMAT, SECRE
 pub use doctor::{DoctorReport, Finding, FindingKind};
 pub use error::Error;
 #[cfg(feature = "sqlite")]
-pub use migrate::{migrate, migration_status};
+pub use migrate::{migrate, migrate_hint, migration_status};
 
 /// Result with the facade's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,6 +1,6 @@
 //! Migrating: the one code path behind `cargo xtask migrate` and `botmaker migrate`.
 
-use botmaker_sqlite::{MigrationReport, MigrationStatus};
+use botmaker_sqlite::{MigrationReport, MigrationStatus, StoreError};
 
 use crate::{Config, Result};
 
@@ -15,4 +15,20 @@ pub fn migrate(config: &Config) -> Result<MigrationReport> {
 /// anything. Its `Display` is what `migrate --status` prints.
 pub fn migration_status(config: &Config) -> Result<MigrationStatus> {
     Ok(botmaker_sqlite::migration_status(&config.database_path())?)
+}
+
+/// The suffix that names the commands resolving a store error (`; run `cargo xtask
+/// migrate` or `botmaker migrate``), for the binaries and the doctor's report: the
+/// sqlite crate's messages name no command, since a library cannot know which binary
+/// runs it.
+pub fn migrate_hint(e: &StoreError) -> Option<&'static str> {
+    match e {
+        StoreError::Missing { .. } => {
+            Some("; create it with `cargo xtask migrate` or `botmaker migrate`")
+        }
+        StoreError::MigrationsPending { .. } | StoreError::HotJournal { .. } => {
+            Some("; run `cargo xtask migrate` or `botmaker migrate`")
+        }
+        _ => None,
+    }
 }
