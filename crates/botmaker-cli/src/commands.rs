@@ -24,6 +24,8 @@ pub(crate) fn run(config: &Config, command: Command, out: &mut impl Write) -> Re
             }
             Ok(Outcome::Success)
         }
+        Command::Backup { verify, dir } => crate::backup::backup(config, &dir, verify, out),
+        Command::Restore { dir } => crate::backup::restore(config, &dir, out),
         Command::Bot(cmd) => bot(&Botmaker::open(config)?, cmd, out),
         Command::Secret(cmd) => secret(&Botmaker::open(config)?, cmd, out),
         Command::Doctor { fix, json } => {

@@ -6,6 +6,7 @@
 //! history would see them) and printed only by `secret get`.
 #![allow(clippy::print_stderr)] // the one place errors are reported to the user
 
+mod backup;
 mod commands;
 
 use std::io::{self, Write};
@@ -70,6 +71,19 @@ enum Command {
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Write a consistent snapshot of the installation into DIR (new or empty), online
+    Backup {
+        /// Only check the backup in DIR against its manifest
+        #[arg(long)]
+        verify: bool,
+        /// The backup folder
+        dir: PathBuf,
+    },
+    /// Restore the backup in DIR into an empty installation, then run the doctor
+    Restore {
+        /// The backup folder
+        dir: PathBuf,
     },
 }
 

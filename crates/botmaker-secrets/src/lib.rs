@@ -84,6 +84,7 @@
 mod audit;
 mod bot_dir;
 mod error;
+mod export;
 mod fsutil;
 mod lock;
 pub mod platform;
@@ -94,6 +95,7 @@ mod value;
 
 pub use audit::{AuditReport, Finding, Issue};
 pub use error::{Result, SecretsError};
+pub use export::BotExport;
 pub use lock::{LockMode, RootLock};
 pub use store::{Owner, SecretMeta, SecretsOptions, SecretsStore};
 pub use value::{SecretText, SecretValue, trim_trailing_newline};

@@ -314,6 +314,24 @@ pub(crate) fn read(
         Err(SecretsError::BotNotFound { .. }) => return Err(not_found()),
         other => other?,
     };
+    read_in(root, policy, dir.as_fd(), bot, name)
+}
+
+/// [`read`] beneath a bot directory the caller has opened (and checked) already: the
+/// export reads every secret of one directory descriptor.
+pub(crate) fn read_in(
+    root: &Root,
+    policy: FilePolicy,
+    dir: BorrowedFd<'_>,
+    bot: &BotId,
+    name: &SecretName,
+) -> Result<SecretValue> {
+    let path = || root.display_path(bot, Some(name));
+    let not_found = || SecretsError::NotFound {
+        bot: *bot,
+        name: name.clone(),
+        path: path(),
+    };
     let target = OsStr::new(name.as_str());
     let fd = match root.resolver().open(
         dir.as_fd(),

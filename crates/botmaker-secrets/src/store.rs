@@ -316,6 +316,15 @@ impl SecretsStore {
         crate::lock::acquire(&self.root, mode)
     }
 
+    /// Opens the bot's directory to copy every secret in it (a backup):
+    /// [`BotExport`](crate::BotExport) lists the secrets, reads each one from that
+    /// directory with the checks of [`read`](Self::read), and tells whether the
+    /// directory is still the bot's afterwards. `Ok(None)` when the bot has no
+    /// directory. Takes no lock.
+    pub fn export_bot(&self, bot: &BotId) -> Result<Option<crate::BotExport<'_>>> {
+        crate::export::open(&self.root, self.policy, bot)
+    }
+
     /// `<root>/<bot>[/<name>]`, for messages and tests.
     #[cfg(test)]
     fn display_path(&self, bot: &BotId, name: Option<&SecretName>) -> std::path::PathBuf {

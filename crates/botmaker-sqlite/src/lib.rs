@@ -70,6 +70,8 @@
 //!   its group commit; `reader`: the pool of reader connections; `row`: decoding a
 //!   row into a bot.
 //! - `report`: how migration reports print.
+//! - `snapshot`: a consistent copy of a live database (SQLite's online backup API),
+//!   for backups.
 
 mod connection;
 mod error;
@@ -80,6 +82,7 @@ mod reader;
 mod report;
 mod row;
 mod schema;
+mod snapshot;
 mod store;
 
 pub use error::StoreError;
@@ -87,6 +90,7 @@ pub use group::WriteStats;
 pub use inspect::{MigrationStatus, SchemaState, migration_status};
 pub use migrate::{MigrationReport, migrate};
 pub use schema::{AppliedMigration, MigrationInfo, shipped_migrations};
+pub use snapshot::{PendingSnapshot, RegistrySnapshot, snapshot};
 pub use store::{SqliteStore, StoreOptions};
 
 /// The newest schema version this code ships: the `{n}` of the last

@@ -365,7 +365,7 @@ impl SqliteStore {
 }
 
 /// Refuses what openers must not open; `Ok(schema version)` otherwise.
-fn check_openable(path: &Path) -> Result<u32, StoreError> {
+pub(crate) fn check_openable(path: &Path) -> Result<u32, StoreError> {
     let pending = |db, pending| StoreError::MigrationsPending {
         path: path.to_owned(),
         db,

@@ -23,6 +23,10 @@ pub enum Error {
     #[cfg(feature = "secrets")]
     #[error(transparent)]
     Secrets(#[from] botmaker_secrets::SecretsError),
+    /// A backup, verification or restore was refused or failed.
+    #[cfg(feature = "backup")]
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     /// A new bot's id already has a secrets directory (left over from an earlier bot
     /// or a crash); nothing was changed. The doctor's `fix` quarantines it. The
     /// message names no command: which one applies is the caller's to say (the CLI
@@ -56,6 +60,8 @@ impl Error {
             #[cfg(feature = "secrets")]
             Self::Secrets(e) => e.is_retryable(),
             Self::Config(_) | Self::OrphanSecrets { .. } | Self::Compensation { .. } => false,
+            #[cfg(feature = "backup")]
+            Self::Backup(_) => false,
         }
     }
 }

@@ -6,6 +6,8 @@ pub use botmaker_secrets as secrets;
 #[cfg(feature = "sqlite")]
 pub use botmaker_sqlite as sqlite;
 
+#[cfg(feature = "backup")]
+pub mod backup;
 #[cfg(all(feature = "sqlite", feature = "secrets"))]
 mod botmaker;
 mod config;
@@ -15,6 +17,11 @@ mod error;
 #[cfg(feature = "sqlite")]
 mod migrate;
 
+#[cfg(feature = "backup")]
+pub use backup::{
+    BackupError, BackupReport, Progress, RestoreReport, VerifyReport, backup, restore,
+    verify_backup,
+};
 #[cfg(all(feature = "sqlite", feature = "secrets"))]
 pub use botmaker::Botmaker;
 /// How a caller names a bot (an id or a name), for `Botmaker::resolve`; defined in

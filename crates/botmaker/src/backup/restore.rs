@@ -1,0 +1,242 @@
+//! Restoring a verified backup into an empty installation.
+
+use std::fs::{self, DirBuilder};
+use std::io::{self, Read as _};
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::Path;
+
+use botmaker_domain::BotId;
+use botmaker_secrets::SecretsStore;
+use botmaker_sqlite::MigrationReport;
+use zeroize::Zeroizing;
+
+use super::manifest::{self, Entry, REGISTRY_FILE};
+use super::verify::{Open, open_regular, verify};
+use super::{BackupError, Phase, Progress, create_private_file, sync_dir};
+use crate::{Botmaker, Config, DoctorReport, Result};
+
+/// What [`restore`] did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RestoreReport {
+    /// The bots restored (with a secrets folder).
+    pub bots: usize,
+    /// The secret files restored.
+    pub secrets: usize,
+    /// The backup's schema version.
+    pub schema_version: u32,
+    /// The migrations applied after the restore, when the backup's schema was older
+    /// than this code's.
+    pub migrated: Option<MigrationReport>,
+    /// The doctor's report on the restored installation.
+    pub doctor: DoctorReport,
+}
+
+/// The temporary name the registry is written under in the data folder before it is
+/// linked to `botmaker.db` (a name only the restore uses).
+const TEMP_DB: &str = ".botmaker.db.restore-tmp";
+
+/// Restores the backup at `dir` into the installation `config` describes, which must
+/// be empty: no database file, and no bot folder in the secrets folder (else
+/// [`BackupError::TargetNotEmpty`], and nothing is written).
+///
+/// First the whole backup is verified ([`verify_backup`](super::verify_backup)); a
+/// damaged one is refused, naming the first bad file, and nothing is written. Then
+/// the secrets are written through [`SecretsStore`] (each one atomic and durable, its
+/// bytes checked against the manifest again as they are read), then the registry: a
+/// temporary file in the data folder, `fsync`, linked to `botmaker.db` (never over an
+/// existing file), `fsync` of the folder. The registry comes last, so a restore killed
+/// at any moment leaves bot folders without a database (a rerun refuses, naming
+/// them) or the whole installation. A backup with an older schema is then migrated
+/// ([`migrate`](crate::migrate)), and the doctor runs (without fixing).
+///
+/// `progress` is called after each file verified and each secret restored.
+pub fn restore(
+    config: &Config,
+    dir: &Path,
+    mut progress: impl FnMut(Progress),
+) -> Result<RestoreReport> {
+    let (verified, manifest) = verify(dir, &mut progress)?;
+    let options = config.secrets_options()?;
+    check_empty(config)?;
+
+    let secrets = SecretsStore::open_with(config.secrets_dir(), options)?;
+    for d in &manifest.dirs {
+        if let Some(Entry::BotDir(bot)) = Entry::parse(d) {
+            secrets.create_bot(&bot)?;
+        }
+    }
+    let total = manifest.files.len() - 1;
+    let mut done = 0;
+    for entry in &manifest.files {
+        let Some(Entry::Secret(bot, name)) = Entry::parse(&entry.path) else {
+            continue;
+        };
+        let value = read_checked(dir, entry, secrets.max_secret_size())?;
+        secrets.write(&bot, &name, &value)?;
+        done += 1;
+        progress(Progress {
+            phase: Phase::Restore,
+            done,
+            total,
+        });
+    }
+    drop(secrets);
+
+    restore_registry(config, dir, &manifest.files[..])?;
+    let migrated = if verified.needs_migration {
+        Some(crate::migrate(config)?)
+    } else {
+        None
+    };
+    Ok(RestoreReport {
+        bots: verified.bots,
+        secrets: verified.secrets,
+        schema_version: verified.schema_version,
+        migrated,
+        doctor: Botmaker::doctor(config, false),
+    })
+}
+
+/// Refuses an installation that has a database or any bot folder; reads only.
+fn check_empty(config: &Config) -> Result<(), BackupError> {
+    let db = config.database_path();
+    match fs::symlink_metadata(&db) {
+        Ok(_) => {
+            return Err(BackupError::TargetNotEmpty {
+                path: db,
+                what: "a database already exists".to_owned(),
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(BackupError::io("stat", &db, e)),
+    }
+    let root = config.secrets_dir();
+    let entries = match fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(BackupError::io("list", root, e)),
+    };
+    let mut bots = 0usize;
+    let mut first = None;
+    for entry in entries {
+        let entry = entry.map_err(|e| BackupError::io("list", root, e))?;
+        let name = entry.file_name();
+        if let Some(id) = name.to_str().and_then(|n| BotId::parse(n).ok()) {
+            bots += 1;
+            first.get_or_insert(id);
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some(id) => Err(BackupError::TargetNotEmpty {
+            path: root.to_owned(),
+            what: format!(
+                "it already holds {bots} bot folder(s), such as {id} (after an interrupted \
+                 restore, remove them and run the restore again)"
+            ),
+        }),
+    }
+}
+
+/// Reads a secret of the backup, at most `max` bytes, and checks it against its
+/// manifest entry again (the backup may have changed since it was verified).
+fn read_checked(
+    dir: &Path,
+    entry: &manifest::FileEntry,
+    max: usize,
+) -> Result<Zeroizing<Vec<u8>>, BackupError> {
+    let damaged = |detail: &str| BackupError::Damaged {
+        dir: dir.to_owned(),
+        file: entry.path.clone(),
+        detail: detail.to_owned(),
+    };
+    let path = dir.join(&entry.path);
+    let file = match open_regular(dir, &entry.path) {
+        Ok(f) => f,
+        Err(Open::Missing) => return Err(damaged("is missing")),
+        Err(Open::Bad(detail)) => return Err(damaged(detail)),
+        Err(Open::Io(e)) => return Err(BackupError::io("open", &path, e)),
+    };
+    let mut value = Zeroizing::new(Vec::new());
+    file.take(max as u64 + 1)
+        .read_to_end(&mut value)
+        .map_err(|e| BackupError::io("read", &path, e))?;
+    if value.len() as u64 != entry.size || manifest::sha256(&value) != entry.sha256 {
+        return Err(damaged("changed since it was verified"));
+    }
+    Ok(value)
+}
+
+/// The registry: a temporary file in the data folder (`0600`), checked against the
+/// manifest while it is copied, `fsync`ed, linked to `botmaker.db` (refused if that
+/// exists), `fsync` of the folder.
+fn restore_registry(
+    config: &Config,
+    dir: &Path,
+    files: &[manifest::FileEntry],
+) -> Result<(), BackupError> {
+    let Some(entry) = files.iter().find(|f| f.path == REGISTRY_FILE) else {
+        return Err(BackupError::InvalidManifest {
+            path: dir.join(manifest::MANIFEST_FILE),
+            detail: format!("{REGISTRY_FILE} is not listed"),
+        });
+    };
+    let data = config.data_dir();
+    if !data.exists() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data)
+            .map_err(|e| BackupError::io("create", data, e))?;
+        if let Some(parent) = data.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    let tmp = data.join(TEMP_DB);
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(BackupError::io("remove", &tmp, e)),
+    }
+    let src_path = dir.join(REGISTRY_FILE);
+    let mut src = match open_regular(dir, REGISTRY_FILE) {
+        Ok(f) => f,
+        Err(Open::Io(e)) => return Err(BackupError::io("open", &src_path, e)),
+        Err(Open::Missing | Open::Bad(_)) => {
+            return Err(BackupError::Damaged {
+                dir: dir.to_owned(),
+                file: REGISTRY_FILE.to_owned(),
+                detail: "changed since it was verified".to_owned(),
+            });
+        }
+    };
+    let mut out = create_private_file(&tmp)?;
+    let (size, sha256) = manifest::hash_stream(&mut src, Some(&mut out))
+        .map_err(|e| BackupError::io("copy", &src_path, e))?;
+    if size != entry.size || sha256 != entry.sha256 {
+        let _ = fs::remove_file(&tmp);
+        return Err(BackupError::Damaged {
+            dir: dir.to_owned(),
+            file: REGISTRY_FILE.to_owned(),
+            detail: "changed since it was verified".to_owned(),
+        });
+    }
+    out.sync_all()
+        .map_err(|e| BackupError::io("fsync", &tmp, e))?;
+    drop(out);
+    let db = config.database_path();
+    match fs::hard_link(&tmp, &db) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let _ = fs::remove_file(&tmp);
+            return Err(BackupError::TargetNotEmpty {
+                path: db,
+                what: "a database appeared while restoring".to_owned(),
+            });
+        }
+        Err(e) => return Err(BackupError::io("link", &db, e)),
+    }
+    fs::remove_file(&tmp).map_err(|e| BackupError::io("remove", &tmp, e))?;
+    sync_dir(data)
+}
