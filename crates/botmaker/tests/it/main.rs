@@ -2,6 +2,7 @@
 //! crashes, and the doctor's findings.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod backup;
 mod consistency;
 mod doctor;
 mod owner;
