@@ -1,8 +1,8 @@
 //! `botmaker backup DIR`, `botmaker backup --verify DIR`, `botmaker restore DIR`:
-//! results on stdout, progress on stderr (at most once a second, and only for
-//! installations large enough to take that long).
+//! results on stdout; progress on stderr (at most once a second, and at the end of
+//! each phase) when stderr is a terminal or `--progress` is given.
 
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -15,11 +15,13 @@ use crate::Outcome;
 /// How often progress is printed at most.
 const EVERY: Duration = Duration::from_secs(1);
 
-/// A progress callback that prints a line on stderr at most once a second.
-fn reporter() -> impl FnMut(Progress) {
+/// A progress callback that prints a line on stderr at most once a second, and one
+/// when a phase ends; silent unless `show` (`--progress`, or stderr is a terminal).
+fn reporter(show: bool) -> impl FnMut(Progress) {
+    let show = show || std::io::stderr().is_terminal();
     let mut last = Instant::now();
     move |p: Progress| {
-        if last.elapsed() >= EVERY && p.done < p.total {
+        if show && (last.elapsed() >= EVERY || p.done == p.total) {
             last = Instant::now();
             let what = match p.phase {
                 Phase::Secrets => "bots copied",
@@ -42,10 +44,11 @@ pub(crate) fn backup(
     config: &Config,
     dir: &Path,
     verify: bool,
+    progress: bool,
     out: &mut impl Write,
 ) -> Result<Outcome> {
     if verify {
-        let r = botmaker::verify_backup(dir, reporter())?;
+        let r = botmaker::verify_backup(dir, reporter(progress))?;
         writeln!(
             out,
             "backup {} is complete: {} bots, {} secrets, {} bytes, schema version {}, taken {}",
@@ -65,7 +68,7 @@ pub(crate) fn backup(
         }
         return Ok(Outcome::Success);
     }
-    let r = botmaker::backup(config, dir, reporter())?;
+    let r = botmaker::backup(config, dir, reporter(progress))?;
     writeln!(
         out,
         "backed up {} bots, {} secrets ({} bytes, schema version {}) to {} in {} ms \
@@ -93,8 +96,13 @@ pub(crate) fn backup(
 }
 
 /// `restore DIR`.
-pub(crate) fn restore(config: &Config, dir: &Path, out: &mut impl Write) -> Result<Outcome> {
-    let r = botmaker::restore(config, dir, reporter())?;
+pub(crate) fn restore(
+    config: &Config,
+    dir: &Path,
+    progress: bool,
+    out: &mut impl Write,
+) -> Result<Outcome> {
+    let r = botmaker::restore(config, dir, reporter(progress))?;
     writeln!(
         out,
         "restored {} bots, {} secrets (schema version {}) from {}",

@@ -24,8 +24,12 @@ pub(crate) fn run(config: &Config, command: Command, out: &mut impl Write) -> Re
             }
             Ok(Outcome::Success)
         }
-        Command::Backup { verify, dir } => crate::backup::backup(config, &dir, verify, out),
-        Command::Restore { dir } => crate::backup::restore(config, &dir, out),
+        Command::Backup {
+            verify,
+            progress,
+            dir,
+        } => crate::backup::backup(config, &dir, verify, progress, out),
+        Command::Restore { progress, dir } => crate::backup::restore(config, &dir, progress, out),
         Command::Bot(cmd) => bot(&Botmaker::open(config)?, cmd, out),
         Command::Secret(cmd) => secret(&Botmaker::open(config)?, cmd, out),
         Command::Doctor { fix, json } => {

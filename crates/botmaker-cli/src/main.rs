@@ -77,11 +77,17 @@ enum Command {
         /// Only check the backup in DIR against its manifest
         #[arg(long)]
         verify: bool,
+        /// Show progress on stderr even when it is not a terminal
+        #[arg(long)]
+        progress: bool,
         /// The backup folder
         dir: PathBuf,
     },
     /// Restore the backup in DIR into an empty installation, then run the doctor
     Restore {
+        /// Show progress on stderr even when it is not a terminal
+        #[arg(long)]
+        progress: bool,
         /// The backup folder
         dir: PathBuf,
     },

@@ -6,6 +6,7 @@
     clippy::too_many_lines
 )]
 
+mod backup;
 mod errors;
 mod hostile;
 mod owner;

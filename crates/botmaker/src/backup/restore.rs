@@ -56,6 +56,8 @@ pub fn restore(
     dir: &Path,
     mut progress: impl FnMut(Progress),
 ) -> Result<RestoreReport> {
+    // Refused before the (long) verification, and again after it.
+    check_empty(config)?;
     let (verified, manifest) = verify(dir, &mut progress)?;
     let options = config.secrets_options()?;
     check_empty(config)?;
