@@ -129,7 +129,7 @@ pub enum BackupError {
         what: String,
     },
     /// A file operation failed.
-    #[error("{op} {path}: {source}", path = path.display())]
+    #[error("cannot {op} {path}: {source}", path = path.display())]
     Io {
         /// What was attempted.
         op: &'static str,
@@ -175,7 +175,7 @@ pub struct BackupReport {
 
 /// Takes a consistent snapshot of the installation into `dir`, which must not exist
 /// or be an empty folder (else [`BackupError::NotEmpty`], and nothing is written). It
-/// is created `0700`.
+/// is created `0700` (missing parents too).
 ///
 /// Services may keep running: the registry is copied with SQLite's online backup API
 /// under the secrets root's exclusive lock, held for that copy only; the secrets are
@@ -355,11 +355,17 @@ fn prepare_dir(dir: &Path) -> Result<(), BackupError> {
             path: dir.to_owned(),
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            make_private_dir(dir)?;
             let parent = match dir.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p,
                 _ => Path::new("."),
             };
+            // Missing parents are made too (`0700`, like `mkdir -p -m 700`).
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| BackupError::io("create", parent, e))?;
+            make_private_dir(dir)?;
             sync_dir(parent)
         }
         Err(e) => Err(BackupError::io("stat", dir, e)),
