@@ -105,3 +105,55 @@ impl BotExport<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::SecretsStore;
+    use botmaker_domain::{BotId, SecretName};
+
+    #[test]
+    fn an_export_reads_its_directory_and_sees_a_delete_or_a_replacement() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SecretsStore::open(&tmp.path().join("s")).unwrap();
+        let bot = BotId::generate();
+        let (a, b) = (
+            SecretName::parse("a").unwrap(),
+            SecretName::parse("b").unwrap(),
+        );
+        store.write(&bot, &a, b"1").unwrap();
+        store.write(&bot, &b, b"").unwrap();
+        assert!(store.export_bot(&BotId::generate()).unwrap().is_none());
+
+        let export = store.export_bot(&bot).unwrap().unwrap();
+        assert_eq!(export.names(), [a.clone(), b.clone()]);
+        assert_eq!(export.read(&a).unwrap().unwrap().expose(), b"1");
+        store.remove(&bot, &b).unwrap();
+        assert!(
+            export.read(&b).unwrap().is_none(),
+            "removed since the listing"
+        );
+        assert!(export.is_current().unwrap());
+        store.delete_bot(&bot).unwrap();
+        assert!(!export.is_current().unwrap(), "deleted");
+
+        // Deleted and made again under the same id: another directory.
+        store.write(&bot, &a, b"2").unwrap();
+        let export = store.export_bot(&bot).unwrap().unwrap();
+        store.delete_bot(&bot).unwrap();
+        store.write(&bot, &a, b"3").unwrap();
+        assert!(!export.is_current().unwrap(), "replaced");
+
+        // A symlink under a secret's name is refused by the read, naming it.
+        let export = store.export_bot(&bot).unwrap().unwrap();
+        let link = tmp.path().join("s").join(bot.to_string()).join("c");
+        std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+        let export2 = store.export_bot(&bot).unwrap().unwrap();
+        let c = SecretName::parse("c").unwrap();
+        assert!(export2.names().contains(&c));
+        assert!(matches!(
+            export2.read(&c),
+            Err(crate::SecretsError::Symlink { .. })
+        ));
+        assert!(export.is_current().unwrap());
+    }
+}

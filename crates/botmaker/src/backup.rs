@@ -241,8 +241,8 @@ pub fn backup(
     let schema_version = snapshot.schema_version();
     snapshot.finish()?;
     let mut db = File::open(&registry).map_err(|e| BackupError::io("open", &registry, e))?;
-    let (size, sha256) =
-        manifest::hash_stream(&mut db, None).map_err(|e| BackupError::io("read", &registry, e))?;
+    let (size, sha256) = manifest::hash_stream(&mut db, None, u64::MAX)
+        .map_err(|e| BackupError::io("read", &registry, e))?;
     bytes += size;
     let secret_count = files.len();
     files.insert(

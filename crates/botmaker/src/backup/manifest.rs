@@ -83,6 +83,9 @@ pub(crate) fn secret_path(bot: &BotId, name: &SecretName) -> String {
     format!("{SECRETS_DIR}/{bot}/{name}")
 }
 
+/// The largest read of [`hash_stream`].
+const CHUNK: usize = 64 * 1024;
+
 /// Lowercase hex of a digest.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -100,13 +103,16 @@ pub(crate) fn sha256(bytes: &[u8]) -> String {
 }
 
 /// Size and SHA-256 of an open file, read in chunks from where it stands; also copies
-/// what it reads into `out` when given.
+/// what it reads into `out` when given. `expected` (the size the caller expects) sizes
+/// the buffer: a secret of a few bytes does not cost a 64 KiB buffer.
 pub(crate) fn hash_stream(
     file: &mut File,
     mut out: Option<&mut File>,
+    expected: u64,
 ) -> io::Result<(u64, String)> {
     let mut hasher = Sha256::new();
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; 64 * 1024]);
+    let len = usize::try_from(expected.saturating_add(1)).map_or(CHUNK, |n| n.clamp(1, CHUNK));
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; len]);
     let mut size = 0u64;
     loop {
         let n = match file.read(&mut buf) {

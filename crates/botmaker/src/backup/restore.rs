@@ -214,7 +214,7 @@ fn restore_registry(
         }
     };
     let mut out = create_private_file(&tmp)?;
-    let (size, sha256) = manifest::hash_stream(&mut src, Some(&mut out))
+    let (size, sha256) = manifest::hash_stream(&mut src, Some(&mut out), entry.size)
         .map_err(|e| BackupError::io("copy", &src_path, e))?;
     if size != entry.size || sha256 != entry.sha256 {
         let _ = fs::remove_file(&tmp);

@@ -96,7 +96,7 @@ pub(crate) fn verify(
                 return Err(BackupError::io("open", &dir.join(&entry.path), e).into());
             }
         };
-        let (size, sha256) = manifest::hash_stream(&mut file, None)
+        let (size, sha256) = manifest::hash_stream(&mut file, None, entry.size)
             .map_err(|e| BackupError::io("read", &dir.join(&entry.path), e))?;
         if size != entry.size {
             let detail = format!("size is {size} bytes, the manifest says {}", entry.size);

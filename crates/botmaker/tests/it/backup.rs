@@ -508,3 +508,32 @@ fn online_backups_beside_creates_rotations_and_deletes_restore_healthy() {
     // Informational: how often a delete raced a copy.
     let _ = left_out;
 }
+
+#[test]
+fn a_secret_the_store_would_refuse_stops_the_backup_naming_it() {
+    let install = Install::new();
+    let bm = install.open();
+    let bot = bm.create_bot(&new_bot("alpha"), &required()).unwrap();
+    let path = install
+        .config
+        .secrets_dir()
+        .join(bot.id.to_string())
+        .join("channel_token");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().join("snap");
+    let err = botmaker::backup(&install.config, &dir, |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Secrets(botmaker::secrets::SecretsError::InsecureMode { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("channel_token"), "{err}");
+    // What was written is no backup: it has no manifest.
+    assert!(matches!(
+        botmaker::verify_backup(&dir, |_| {}),
+        Err(Error::Backup(BackupError::Incomplete { .. }))
+    ));
+}
