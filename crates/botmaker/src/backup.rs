@@ -180,9 +180,10 @@ pub struct BackupReport {
 /// Services may keep running: the registry is copied with SQLite's online backup API
 /// under the secrets root's exclusive lock, held for that copy only; the secrets are
 /// copied afterwards without it (see the [module docs](self) for why the result is
-/// consistent). Everything is `fsync`ed, and the manifest is written last
-/// (temporary file, `fsync`, rename, `fsync` of the folder): a folder without one is
-/// an incomplete backup. Memory stays bounded: one secret at a time, plus about a
+/// consistent). Everything is made durable (one `syncfs` of the backup's filesystem,
+/// after the registry's own `fsync`), and the manifest is written last (temporary
+/// file, `fsync`, rename, `fsync` of the folder): a folder without one is an
+/// incomplete backup. Memory stays bounded: one secret at a time, plus about a
 /// hundred bytes of manifest per file.
 ///
 /// `progress` is called after each bot.
@@ -253,8 +254,11 @@ pub fn backup(
             sha256,
         },
     );
-    sync_dir(&secrets_dir)?;
-    sync_dir(dir)?;
+    // Every file and folder written above, durable in one call before the manifest:
+    // `syncfs` flushes the backup's filesystem (data, inodes, directory entries) and,
+    // since Linux 5.8, reports a writeback error of any file on it. One call instead
+    // of an `fsync` per file and folder: 30 000 of those cost most of a backup's time.
+    nix::unistd::syncfs(&open_dir(dir)?).map_err(|e| BackupError::io("syncfs", dir, e.into()))?;
     write_manifest(
         dir,
         &Manifest {
@@ -288,9 +292,8 @@ enum Copied {
     Deleted,
 }
 
-/// Copies the bot's secrets into `<secrets_dir>/<bot>/`, one at a time, each `fsync`ed,
-/// then the folder; removes the copy again when the directory turned out to be
-/// deleted meanwhile.
+/// Copies the bot's secrets into `<secrets_dir>/<bot>/`, one at a time; removes the
+/// copy again when the directory turned out to be deleted meanwhile.
 fn copy_bot(secrets: &SecretsStore, bot: &BotId, secrets_dir: &Path) -> Result<Copied> {
     let export = match secrets.export_bot(bot) {
         Ok(Some(export)) => export,
@@ -306,6 +309,7 @@ fn copy_bot(secrets: &SecretsStore, bot: &BotId, secrets_dir: &Path) -> Result<C
             continue;
         };
         let path = target.join(name.as_str());
+        // Made durable with the rest, by one `syncfs` before the manifest.
         write_private_file(&path, value.expose())?;
         entries.push(FileEntry {
             path: manifest::secret_path(bot, name),
@@ -313,7 +317,6 @@ fn copy_bot(secrets: &SecretsStore, bot: &BotId, secrets_dir: &Path) -> Result<C
             sha256: manifest::sha256(value.expose()),
         });
     }
-    sync_dir(&target)?;
     if export.is_current()? {
         Ok(Copied::Kept(entries))
     } else {
@@ -405,11 +408,11 @@ pub(crate) fn sync_dir(path: &Path) -> Result<(), BackupError> {
         .map_err(|e| BackupError::io("fsync", path, e))
 }
 
-/// Creates a new file `0600` (set on the descriptor), writes `bytes`, `fsync`s it.
+/// Creates a new file `0600` (set on the descriptor) and writes `bytes` (the caller
+/// makes it durable).
 fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
-    let mut file = create_private_file(path)?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
+    create_private_file(path)?
+        .write_all(bytes)
         .map_err(|e| BackupError::io("write", path, e))
 }
 
