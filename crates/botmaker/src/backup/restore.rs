@@ -1,9 +1,12 @@
 //! Restoring a verified backup into an empty installation.
 
+use std::collections::HashSet;
 use std::fs::{self, DirBuilder};
 use std::io::{self, Read as _};
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use botmaker_domain::BotId;
 use botmaker_secrets::SecretsStore;
@@ -13,7 +16,7 @@ use zeroize::Zeroizing;
 use super::manifest::{self, Entry, REGISTRY_FILE};
 use super::verify::{Open, open_regular, verify};
 use super::{BackupError, Phase, Progress, create_private_file, sync_dir};
-use crate::{Botmaker, Config, DoctorReport, Result};
+use crate::{Botmaker, Config, DoctorReport, Error, Result};
 
 /// What [`restore`] did.
 #[derive(Clone, Debug)]
@@ -43,7 +46,8 @@ const TEMP_DB: &str = ".botmaker.db.restore-tmp";
 /// First the whole backup is verified ([`verify_backup`](super::verify_backup)); a
 /// damaged one is refused, naming the first bad file, and nothing is written. Then
 /// the secrets are written through [`SecretsStore`] (each one atomic and durable, its
-/// bytes checked against the manifest again as they are read), then the registry: a
+/// bytes checked against the manifest again as they are read; a few threads write in
+/// parallel), then the registry: a
 /// temporary file in the data folder, `fsync`, linked to `botmaker.db` (never over an
 /// existing file), `fsync` of the folder. The registry comes last, so a restore killed
 /// at any moment leaves bot folders without a database (a rerun refuses, naming
@@ -63,26 +67,22 @@ pub fn restore(
     check_empty(config)?;
 
     let secrets = SecretsStore::open_with(config.secrets_dir(), options)?;
-    for d in &manifest.dirs {
+    // A write makes its bot's folder; only folders without files need their own call.
+    let with_files: HashSet<&str> = manifest
+        .files
+        .iter()
+        .filter_map(|f| f.path.rsplit_once('/').map(|(parent, _)| parent))
+        .collect();
+    for d in manifest
+        .dirs
+        .iter()
+        .filter(|d| !with_files.contains(d.as_str()))
+    {
         if let Some(Entry::BotDir(bot)) = Entry::parse(d) {
             secrets.create_bot(&bot)?;
         }
     }
-    let total = manifest.files.len() - 1;
-    let mut done = 0;
-    for entry in &manifest.files {
-        let Some(Entry::Secret(bot, name)) = Entry::parse(&entry.path) else {
-            continue;
-        };
-        let value = read_checked(dir, entry, secrets.max_secret_size())?;
-        secrets.write(&bot, &name, &value)?;
-        done += 1;
-        progress(Progress {
-            phase: Phase::Restore,
-            done,
-            total,
-        });
-    }
+    write_secrets(&secrets, dir, &manifest.files, &mut progress)?;
     drop(secrets);
 
     restore_registry(config, dir, &manifest.files[..])?;
@@ -98,6 +98,88 @@ pub fn restore(
         migrated,
         doctor: Botmaker::doctor(config, false),
     })
+}
+
+/// How many threads write secrets: each write waits for two `fsync`s (the file, its
+/// folder), so a few writers in parallel keep the disk busy.
+const WRITERS: usize = 4;
+
+/// Writes every secret of the manifest through the store (atomic, durable), with
+/// [`WRITERS`] threads taking files in turn; the calling thread reports progress.
+/// The first failure stops the others and is returned.
+fn write_secrets(
+    secrets: &SecretsStore,
+    dir: &Path,
+    files: &[manifest::FileEntry],
+    progress: &mut impl FnMut(Progress),
+) -> Result<()> {
+    let total = files.len() - 1;
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let max = secrets.max_secret_size();
+    let work = || {
+        while !failed.load(Ordering::Relaxed) {
+            let Some(entry) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                return;
+            };
+            let Some(Entry::Secret(bot, name)) = Entry::parse(&entry.path) else {
+                continue;
+            };
+            let written = read_checked(dir, entry, max)
+                .map_err(Error::from)
+                .and_then(|value| Ok(secrets.write(&bot, &name, &value)?));
+            match written {
+                Ok(()) => {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    if let Ok(mut slot) = first_error.lock() {
+                        slot.get_or_insert(e);
+                    }
+                    return;
+                }
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..WRITERS).map(|_| s.spawn(work)).collect();
+        let mut reported = 0;
+        while workers.iter().any(|w| !w.is_finished()) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let now = done.load(Ordering::Relaxed);
+            if now > reported {
+                reported = now;
+                progress(Progress {
+                    phase: Phase::Restore,
+                    done: now,
+                    total,
+                });
+            }
+        }
+        let now = done.load(Ordering::Relaxed);
+        if now > reported {
+            progress(Progress {
+                phase: Phase::Restore,
+                done: now,
+                total,
+            });
+        }
+    });
+    match first_error.into_inner() {
+        Ok(Some(e)) => Err(e),
+        Ok(None) => Ok(()),
+        // A writer panicked while holding the slot: the scope has already re-raised
+        // that panic, so this is not reached.
+        Err(_) => Err(BackupError::Io {
+            op: "restore",
+            path: dir.to_owned(),
+            source: io::Error::other("a writer thread failed"),
+        }
+        .into()),
+    }
 }
 
 /// Refuses an installation that has a database or any bot folder; reads only.
