@@ -476,6 +476,10 @@ fn online_backups_beside_creates_rotations_and_deletes_restore_healthy() {
         // Let the writer get ahead between rounds.
         let at = ops.load(Ordering::Relaxed);
         while ops.load(Ordering::Relaxed) < at + 20 {
+            assert!(
+                !writer.is_finished(),
+                "the writer thread stopped (see its panic)"
+            );
             std::thread::yield_now();
         }
         let dir = backups.path().join(format!("round-{round}"));
