@@ -541,3 +541,41 @@ fn a_secret_the_store_would_refuse_stops_the_backup_naming_it() {
         Err(Error::Backup(BackupError::Incomplete { .. }))
     ));
 }
+
+/// A bot deleted after the registry copy, before its secrets are copied, is left out
+/// of the snapshot: its row is removed from the copy, and no folder is there.
+#[test]
+fn a_bot_deleted_during_the_backup_is_left_out() {
+    let install = Install::new();
+    let bm = install.open();
+    let mut bots: Vec<_> = (0..3)
+        .map(|i| {
+            bm.create_bot(&new_bot(&format!("b{i}")), &required())
+                .unwrap()
+        })
+        .collect();
+    bots.sort_by_key(|b| b.id); // the order the backup copies them in
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().join("snap");
+    let victim = bots[1].clone();
+    let report = botmaker::backup(&install.config, &dir, |p| {
+        if p.done == 1 {
+            bm.delete_bot(&victim).unwrap();
+        }
+    })
+    .unwrap();
+    assert_eq!((report.bots, report.left_out, report.secrets), (2, 1, 6));
+    assert!(!dir.join("secrets").join(victim.id.to_string()).exists());
+    let (_t, target) = empty_target();
+    let restored = botmaker::restore(&target, &dir, |_| {}).unwrap();
+    assert!(restored.doctor.is_healthy(), "{}", restored.doctor);
+    let ids: Vec<BotId> = Botmaker::open(&target)
+        .unwrap()
+        .list_bots(None)
+        .unwrap()
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(!ids.contains(&victim.id));
+}
