@@ -89,6 +89,9 @@ pub use migrate::{MigrationReport, migrate};
 pub use schema::{AppliedMigration, MigrationInfo, shipped_migrations};
 pub use store::{SqliteStore, StoreOptions};
 
+/// The `backend` field of this crate's spans (see `botmaker_domain::observe`).
+pub const BACKEND: &str = "sqlite";
+
 /// The newest schema version this code ships: the `{n}` of the last
 /// `migrations/V{n}__{name}.sql`. Openers require exactly this version.
 pub const LATEST_VERSION: u32 = 1;

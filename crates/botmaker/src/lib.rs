@@ -6,6 +6,8 @@ pub use botmaker_secrets as secrets;
 #[cfg(feature = "sqlite")]
 pub use botmaker_sqlite as sqlite;
 
+#[cfg(feature = "tokio")]
+pub mod aio;
 #[cfg(all(feature = "sqlite", feature = "secrets"))]
 mod botmaker;
 mod config;
