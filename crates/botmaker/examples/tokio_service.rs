@@ -8,7 +8,7 @@
 //!
 //! It works in a fresh temporary installation unless `BOTMAKER_DATA_DIR` is set, in
 //! which case it uses the installation the environment describes (`Config::from_env`).
-//! The facade's tests run it (`the_tokio_service_example_runs`).
+//! The facade's tests compile it in and run it (`the_tokio_service_example_runs`).
 
 #![allow(clippy::print_stdout)] // an example's output is its point
 
@@ -17,8 +17,9 @@ use botmaker::domain::{NewBot, SecretName};
 use botmaker::secrets::SecretValue;
 use botmaker::{BotRef, Config};
 
+/// The service: see the file's docs.
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scratch = tempfile::tempdir()?;
     let config = if std::env::var_os("BOTMAKER_DATA_DIR").is_some() {
         Config::from_env()
