@@ -31,6 +31,7 @@ use botmaker::secrets::SecretsStore;
 use botmaker::sqlite::SqliteStore;
 use botmaker_testkit::scratch::Scratch;
 
+mod aio;
 mod raw;
 
 /// Run the standard benchmark workload through the public API.
@@ -49,6 +50,10 @@ pub(crate) struct Params {
     /// Also run it through bare rusqlite and bare syscalls, and print api/raw ratios.
     #[arg(long)]
     pub(crate) raw: bool,
+    /// Run only the async part (`botmaker::aio` with 1 and 64 tasks, and the
+    /// spawn_blocking-or-pool hand-off), not the standard workload.
+    #[arg(long)]
+    pub(crate) only_async: bool,
 }
 
 fn main() -> ExitCode {
@@ -187,6 +192,9 @@ pub(crate) fn run(params: Params, scratch: &Path) -> Result<()> {
         "--n, --m and --threads must be positive"
     );
     ensure!(n % 7919 != 0, "--n must not be a multiple of 7919");
+    if params.only_async {
+        return aio::run(n, m, scratch);
+    }
     println!("{{\"workload\":\"botmaker-standard\",\"n\":{n},\"m\":{m},\"durable\":true}}");
 
     // Every part starts after a `sync`, so that no part pays for the writeback of the
@@ -236,6 +244,8 @@ pub(crate) fn run(params: Params, scratch: &Path) -> Result<()> {
             pi / i
         );
     }
+    settle();
+    aio::run(n, m, scratch)?;
     println!("{{\"peak_rss_kib\":{}}}", peak_rss_kib().unwrap_or(0));
     Ok(())
 }
