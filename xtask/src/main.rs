@@ -3,7 +3,7 @@
 //! - `cargo xtask migrate [--data-dir DIR] [--status]`: create or upgrade the database,
 //!   by running `botmaker migrate` (one code path for migrating).
 //! - `cargo xtask ci`: exactly what CI runs.
-//! - `cargo xtask bench [--n N] [--m M] [--threads T] [--raw]`: the standard workload
+//! - `cargo xtask bench [--n N] [--m M] [--threads T] [--raw] [--only-async]`: the standard workload
 //!   (`../shared/bench/WORKLOAD.md`), the `botmaker-bench` binary in a release build.
 //! - `cargo xtask stress [--secs S] [--seed X]`: the reliability campaign
 //!   (RELIABILITY.md), the `botmaker-stress` binary.

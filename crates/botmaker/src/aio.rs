@@ -7,7 +7,7 @@
 //! stalls the other tasks of a worker. Three handles, each `Clone + Send + Sync`
 //! and as cheap to clone as an [`Arc`]:
 //!
-//! - [`AsyncBotmaker`]: the facade ([`Botmaker`](crate::Botmaker)): bots with their
+//! - [`AsyncBotmaker`]: the facade ([`Botmaker`]): bots with their
 //!   secrets, kept consistent (features `sqlite` and `secrets`);
 //! - [`AsyncRegistry`]: the bot registry alone, any [`BotRepository`] (the SQLite
 //!   store, the in-memory one, a later backend);
@@ -36,7 +36,7 @@
 //! (ARCHITECTURE.md, "Async adapter").
 //!
 //! # Secret values
-//! Values go in and come out as [`SecretValue`](crate::secrets::SecretValue): owned
+//! Values go in and come out as [`SecretValue`]: owned
 //! (the closure must own its input) and zeroed when dropped, so no plain `Vec` of a
 //! secret lingers in the allocator after the call.
 //!
