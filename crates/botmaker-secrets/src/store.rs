@@ -23,7 +23,7 @@ const BACKEND: &str = "fs";
 /// Runs one operation in its span ([`observe::run`]); an entry refused as unsafe (a
 /// symlink, a FIFO, a bad mode or owner, a hard link, an escape) is also a `WARN`
 /// event: someone may be attacking the store. The error names paths, never a value.
-fn traced<T>(span: Span, f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn traced<T>(span: Span, f: impl FnOnce() -> Result<T>) -> Result<T> {
     observe::run(span, || {
         let result = f();
         if let Err(

@@ -27,13 +27,22 @@
 //! shuts down before a queued closure starts never runs it (the call then returns
 //! [`Error::RuntimeShutDown`]); one that already runs goes on to its end.
 //!
-//! # Why `spawn_blocking` and not a dedicated pool
-//! Measured with `cargo xtask bench` (BENCHMARKS.md, "Async adapter"): a hand-off to
-//! a dedicated pool of threads (a channel and a oneshot reply) costs about what
-//! `spawn_blocking` costs per call, and the blocking pool already sizes itself to the
-//! load, keeps idle threads warm and is shut down with the runtime. A dedicated pool
-//! would add threads, a queue bound and a shutdown path of our own for no gain
-//! (ARCHITECTURE.md, "Async adapter").
+//! # Where the work runs
+//! Everything runs on tokio's blocking pool, never on a worker and never on threads
+//! of our own (measured against a dedicated pool: BENCHMARKS.md, "Async adapter";
+//! the reasons are in ARCHITECTURE.md, "Async adapter"):
+//!
+//! - **Writes** (and the doctor) are one `spawn_blocking` each: they wait for fsyncs
+//!   and for SQLite's write lock, so they gain from running side by side (group
+//!   commit batches concurrent writes), and a hand-off costs little next to an fsync.
+//! - **Reads** (a row, a list, a secret) cost a few microseconds, less than a
+//!   hand-off per call (a task, a queue, a thread wake-up). They go through a queue
+//!   of the handle that at most one blocking task per CPU drains: under load, a
+//!   drainer already running takes the next read with no wake-up at all. More
+//!   drainers than CPUs would only take turns on them.
+//!
+//! The cancellation rule is the same for both: once queued or spawned, the closure
+//! runs to its end.
 //!
 //! # Secret values
 //! Values go in and come out as [`SecretValue`]: owned
@@ -44,7 +53,8 @@
 //! The caller's current span is entered on the blocking thread, so the operation's
 //! span (see `botmaker_domain::observe`) is its child, as it would be in a sync call.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use botmaker_domain::{
     Bot, BotId, BotName, BotRepository, BotStatus, ContainerId, NewBot, PageCursor,
@@ -70,6 +80,133 @@ where
         Ok(result) => result,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => Err(Error::RuntimeShutDown),
+    }
+}
+
+/// The queue that short reads go through (see the module docs, "Reads"): at most one
+/// blocking task per CPU drains it, so that under load a drainer that is already
+/// running takes the next read without a thread wake-up or a task of its own.
+#[derive(Debug)]
+struct Reads {
+    state: Mutex<ReadQueue>,
+    max_drainers: usize,
+}
+
+#[derive(Default)]
+struct ReadQueue {
+    jobs: VecDeque<Job>,
+    drainers: usize,
+}
+
+impl std::fmt::Debug for ReadQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadQueue")
+            .field("jobs", &self.jobs.len())
+            .field("drainers", &self.drainers)
+            .finish()
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+impl Reads {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(ReadQueue::default()),
+            max_drainers: std::thread::available_parallelism().map_or(2, usize::from),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ReadQueue> {
+        // A job never panics while the lock is held (jobs run outside it, and catch
+        // their own panics): a poisoned lock still holds a consistent queue.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the blocking pool through the queue, inside the caller's current
+    /// span. Once queued it runs even if the returned future is dropped; a panic in it
+    /// is resumed here.
+    async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T> + Send + 'static,
+    {
+        let span = tracing::Span::current();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| span.in_scope(f)));
+            // The caller may be gone (its future dropped): the read is simply unused.
+            let _ = tx.send(out);
+        });
+        let start = {
+            let mut queue = self.lock();
+            queue.jobs.push_back(job);
+            let start = queue.drainers < self.max_drainers;
+            if start {
+                queue.drainers += 1;
+            }
+            start
+        };
+        if start {
+            let drainer = Drainer {
+                reads: Arc::clone(self),
+                done: false,
+            };
+            // Detached: it ends when the queue is empty.
+            drop(tokio::task::spawn_blocking(move || drainer.drain()));
+        }
+        match rx.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // Dropped unrun: the runtime shut down before a drainer could start.
+            Err(_) => Err(Error::RuntimeShutDown),
+        }
+    }
+}
+
+/// One blocking task draining [`Reads`]. Dropped without running (the runtime shut
+/// down before it started), it gives its slot back and, if it was the last one,
+/// drops the queued jobs unrun: their callers get [`Error::RuntimeShutDown`].
+struct Drainer {
+    reads: Arc<Reads>,
+    done: bool,
+}
+
+impl Drainer {
+    fn drain(mut self) {
+        loop {
+            let job = {
+                let mut queue = self.reads.lock();
+                if let Some(job) = queue.jobs.pop_front() {
+                    job
+                } else {
+                    // Under the same lock as the check, so that a read queued now
+                    // either is seen here or starts a drainer of its own.
+                    queue.drainers -= 1;
+                    self.done = true;
+                    return;
+                }
+            };
+            job();
+        }
+    }
+}
+
+impl Drop for Drainer {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let orphans = {
+            let mut queue = self.reads.lock();
+            queue.drainers -= 1;
+            if queue.drainers == 0 {
+                std::mem::take(&mut queue.jobs)
+            } else {
+                VecDeque::new()
+            }
+        };
+        drop(orphans);
     }
 }
 
@@ -108,20 +245,32 @@ where
 #[derive(Clone, Debug)]
 pub struct AsyncBotmaker {
     inner: Arc<Botmaker>,
+    reads: Arc<Reads>,
 }
 
 #[cfg(all(feature = "sqlite", feature = "secrets"))]
 impl AsyncBotmaker {
     /// Wraps an open installation.
     pub fn new(bm: Botmaker) -> Self {
-        Self {
-            inner: Arc::new(bm),
-        }
+        Self::from_arc(Arc::new(bm))
     }
 
     /// Shares an open installation with synchronous users of the same `Arc`.
     pub fn from_arc(bm: Arc<Botmaker>) -> Self {
-        Self { inner: bm }
+        Self {
+            inner: bm,
+            reads: Reads::new(),
+        }
+    }
+
+    /// A read (no change to either store) through the read queue.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Botmaker) -> Result<T> + Send + 'static,
+    {
+        let bm = Arc::clone(&self.inner);
+        self.reads.run(move || f(&bm)).await
     }
 
     /// [`Botmaker::open`], off the runtime's workers.
@@ -153,7 +302,7 @@ impl AsyncBotmaker {
     /// [`Botmaker::resolve`].
     pub async fn resolve(&self, bot: &BotRef) -> Result<Bot> {
         let bot = bot.clone();
-        self.run(move |bm| bm.resolve(&bot)).await
+        self.read(move |bm| bm.resolve(&bot)).await
     }
 
     /// [`Botmaker::create_bot`]: the directory, the secrets and the row, in one
@@ -176,7 +325,7 @@ impl AsyncBotmaker {
 
     /// [`Botmaker::list_bots`].
     pub async fn list_bots(&self, status: Option<BotStatus>) -> Result<Vec<Bot>> {
-        self.run(move |bm| bm.list_bots(status)).await
+        self.read(move |bm| bm.list_bots(status)).await
     }
 
     /// [`Botmaker::set_status`].
@@ -234,13 +383,13 @@ impl AsyncBotmaker {
         name: &crate::domain::SecretName,
     ) -> Result<SecretValue> {
         let (bot, name) = (bot.clone(), name.clone());
-        self.run(move |bm| bm.get_secret(&bot, &name)).await
+        self.read(move |bm| bm.get_secret(&bot, &name)).await
     }
 
     /// [`Botmaker::list_secrets`]: metadata, never values.
     pub async fn list_secrets(&self, bot: &Bot) -> Result<Vec<SecretMeta>> {
         let bot = bot.clone();
-        self.run(move |bm| bm.list_secrets(&bot)).await
+        self.read(move |bm| bm.list_secrets(&bot)).await
     }
 
     /// [`Botmaker::remove_secret`].
@@ -252,7 +401,7 @@ impl AsyncBotmaker {
     /// [`Botmaker::missing_secrets`].
     pub async fn missing_secrets(&self, bot: &Bot) -> Result<Vec<crate::domain::SecretName>> {
         let bot = bot.clone();
-        self.run(move |bm| bm.missing_secrets(&bot)).await
+        self.read(move |bm| bm.missing_secrets(&bot)).await
     }
 
     /// [`Botmaker::doctor`] of the installation `config` describes.
@@ -269,6 +418,7 @@ impl AsyncBotmaker {
 #[derive(Clone)]
 pub struct AsyncRegistry {
     repo: Arc<dyn BotRepository>,
+    reads: Arc<Reads>,
 }
 
 impl std::fmt::Debug for AsyncRegistry {
@@ -280,14 +430,15 @@ impl std::fmt::Debug for AsyncRegistry {
 impl AsyncRegistry {
     /// Wraps a repository.
     pub fn new(repo: impl BotRepository + 'static) -> Self {
-        Self {
-            repo: Arc::new(repo),
-        }
+        Self::from_arc(Arc::new(repo))
     }
 
     /// Shares a repository with synchronous users of the same `Arc`.
     pub fn from_arc(repo: Arc<dyn BotRepository>) -> Self {
-        Self { repo }
+        Self {
+            repo,
+            reads: Reads::new(),
+        }
     }
 
     /// Opens the SQLite store at `path` ([`SqliteStore::open_with`](crate::sqlite::SqliteStore::open_with)) off the runtime's workers.
@@ -316,6 +467,15 @@ impl AsyncRegistry {
         blocking(move || Ok(f(repo.as_ref())?)).await
     }
 
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn BotRepository) -> Result<T, botmaker_domain::RepoError> + Send + 'static,
+    {
+        let repo = Arc::clone(&self.repo);
+        self.reads.run(move || Ok(f(repo.as_ref())?)).await
+    }
+
     /// [`BotRepository::create`].
     pub async fn create(&self, new: &NewBot) -> Result<Bot> {
         let new = new.clone();
@@ -325,18 +485,18 @@ impl AsyncRegistry {
     /// [`BotRepository::get`].
     pub async fn get(&self, id: &BotId) -> Result<Bot> {
         let id = *id;
-        self.run(move |r| r.get(&id)).await
+        self.read(move |r| r.get(&id)).await
     }
 
     /// [`BotRepository::get_by_name`].
     pub async fn get_by_name(&self, name: &BotName) -> Result<Bot> {
         let name = name.clone();
-        self.run(move |r| r.get_by_name(&name)).await
+        self.read(move |r| r.get_by_name(&name)).await
     }
 
     /// [`BotRepository::list`].
     pub async fn list(&self, status: Option<BotStatus>) -> Result<Vec<Bot>> {
-        self.run(move |r| r.list(status)).await
+        self.read(move |r| r.list(status)).await
     }
 
     /// [`BotRepository::list_page`].
@@ -346,7 +506,7 @@ impl AsyncRegistry {
         after: Option<PageCursor>,
         limit: usize,
     ) -> Result<Vec<Bot>> {
-        self.run(move |r| r.list_page(status, after, limit)).await
+        self.read(move |r| r.list_page(status, after, limit)).await
     }
 
     /// [`BotRepository::set_status`].
@@ -381,20 +541,22 @@ impl AsyncRegistry {
 #[derive(Clone, Debug)]
 pub struct AsyncSecrets {
     store: Arc<SecretsStore>,
+    reads: Arc<Reads>,
 }
 
 #[cfg(feature = "secrets")]
 impl AsyncSecrets {
     /// Wraps an open store.
     pub fn new(store: SecretsStore) -> Self {
-        Self {
-            store: Arc::new(store),
-        }
+        Self::from_arc(Arc::new(store))
     }
 
     /// Shares an open store with synchronous users of the same `Arc`.
     pub fn from_arc(store: Arc<SecretsStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            reads: Reads::new(),
+        }
     }
 
     /// [`SecretsStore::open_with`], off the runtime's workers.
@@ -417,6 +579,15 @@ impl AsyncSecrets {
     {
         let store = Arc::clone(&self.store);
         blocking(move || Ok(f(&store)?)).await
+    }
+
+    async fn run_read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SecretsStore) -> Result<T, botmaker_secrets::SecretsError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        self.reads.run(move || Ok(f(&store)?)).await
     }
 
     /// [`SecretsStore::create_bot`].
@@ -452,13 +623,13 @@ impl AsyncSecrets {
     /// [`SecretsStore::read`].
     pub async fn read(&self, bot: &BotId, name: &crate::domain::SecretName) -> Result<SecretValue> {
         let (bot, name) = (*bot, name.clone());
-        self.run(move |s| s.read(&bot, &name)).await
+        self.run_read(move |s| s.read(&bot, &name)).await
     }
 
     /// [`SecretsStore::list`]: metadata, never values.
     pub async fn list(&self, bot: &BotId) -> Result<Vec<SecretMeta>> {
         let bot = *bot;
-        self.run(move |s| s.list(&bot)).await
+        self.run_read(move |s| s.list(&bot)).await
     }
 
     /// [`SecretsStore::remove`].
@@ -475,7 +646,7 @@ impl AsyncSecrets {
 
     /// [`SecretsStore::bots`].
     pub async fn bots(&self) -> Result<Vec<BotId>> {
-        self.run(SecretsStore::bots).await
+        self.run_read(SecretsStore::bots).await
     }
 
     /// [`SecretsStore::missing`].
@@ -485,11 +656,11 @@ impl AsyncSecrets {
         required: &[crate::domain::SecretName],
     ) -> Result<Vec<crate::domain::SecretName>> {
         let (bot, required) = (*bot, required.to_vec());
-        self.run(move |s| s.missing(&bot, &required)).await
+        self.run_read(move |s| s.missing(&bot, &required)).await
     }
 
     /// [`SecretsStore::audit`].
     pub async fn audit(&self) -> Result<AuditReport> {
-        self.run(SecretsStore::audit).await
+        self.run_read(SecretsStore::audit).await
     }
 }

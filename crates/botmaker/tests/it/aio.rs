@@ -449,6 +449,60 @@ fn a_runtime_that_shuts_down_runs_nothing_new() {
         bm.sync().store().get_by_name(&"late".parse().unwrap()),
         Err(RepoError::NotFound { .. })
     ));
+    // A read goes through the read queue: its drainer is dropped unrun, and the
+    // read is refused the same way.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        handle.block_on(bm.list_bots(None))
+    }));
+    match result {
+        Ok(Err(Error::RuntimeShutDown)) | Err(_) => {}
+        Ok(other) => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Many concurrent reads through the read queue (at most one drainer per CPU) each
+/// get their own answer, and the queue is empty and idle afterwards (a later
+/// runtime's reads still run).
+#[test]
+fn concurrent_reads_share_the_read_queue() {
+    let install = Install::new();
+    let bm = AsyncBotmaker::new(install.open());
+    let key: SecretName = "ai_api_key".parse().unwrap();
+    let bots: Vec<_> = (0..8)
+        .map(|i| {
+            let secrets = [(key.clone(), format!("v{i}").into_bytes())];
+            let borrowed: Vec<_> = secrets
+                .iter()
+                .map(|(n, v)| (n.clone(), v.as_slice()))
+                .collect();
+            bm.sync()
+                .create_bot(&new_bot(&format!("r{i}")), &borrowed)
+                .unwrap()
+        })
+        .collect();
+    for _ in 0..2 {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for t in 0..64 {
+                let (bm, bot, key) = (bm.clone(), bots[t % bots.len()].clone(), key.clone());
+                tasks.spawn(async move {
+                    for _ in 0..20 {
+                        let v = bm.get_secret(&bot, &key).await.unwrap();
+                        let by_name: BotRef = bot.name.as_str().parse().unwrap();
+                        assert_eq!(bm.resolve(&by_name).await.unwrap().id, bot.id);
+                        assert_eq!(v.expose(), format!("v{}", t % 8).as_bytes());
+                    }
+                });
+            }
+            while let Some(done) = tasks.join_next().await {
+                done.unwrap();
+            }
+        });
+    }
 }
 
 /// The example under `examples/` is compiled into this test binary and run, so CI
