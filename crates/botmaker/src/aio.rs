@@ -54,7 +54,7 @@
 //! span (see `botmaker_domain::observe`) is its child, as it would be in a sync call.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use botmaker_domain::{
     Bot, BotId, BotName, BotRepository, BotStatus, ContainerId, NewBot, PageCursor,
@@ -89,6 +89,8 @@ where
 #[derive(Debug)]
 struct Reads {
     state: Mutex<ReadQueue>,
+    /// Wakes a drainer that lingers for more reads.
+    wake: Condvar,
     max_drainers: usize,
 }
 
@@ -96,13 +98,20 @@ struct Reads {
 struct ReadQueue {
     jobs: VecDeque<Job>,
     drainers: usize,
+    /// Drainers lingering on `wake` for more reads.
+    idle: usize,
 }
+
+/// How long a drainer whose queue is empty waits for more reads before it ends: a
+/// burst of reads then costs one blocking task, not one each.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl std::fmt::Debug for ReadQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadQueue")
             .field("jobs", &self.jobs.len())
             .field("drainers", &self.drainers)
+            .field("idle", &self.idle)
             .finish()
     }
 }
@@ -113,6 +122,7 @@ impl Reads {
     fn new() -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(ReadQueue::default()),
+            wake: Condvar::new(),
             max_drainers: std::thread::available_parallelism().map_or(2, usize::from),
         })
     }
@@ -138,15 +148,21 @@ impl Reads {
             // The caller may be gone (its future dropped): the read is simply unused.
             let _ = tx.send(out);
         });
-        let start = {
+        let (start, wake) = {
             let mut queue = self.lock();
             queue.jobs.push_back(job);
-            let start = queue.drainers < self.max_drainers;
-            if start {
+            if queue.idle > 0 {
+                (false, true)
+            } else if queue.drainers < self.max_drainers {
                 queue.drainers += 1;
+                (true, false)
+            } else {
+                (false, false)
             }
-            start
         };
+        if wake {
+            self.wake.notify_one();
+        }
         if start {
             let drainer = Drainer {
                 reads: Arc::clone(self),
@@ -174,20 +190,29 @@ struct Drainer {
 
 impl Drainer {
     fn drain(mut self) {
+        let reads = Arc::clone(&self.reads);
+        let mut queue = reads.lock();
         loop {
-            let job = {
-                let mut queue = self.reads.lock();
-                if let Some(job) = queue.jobs.pop_front() {
-                    job
-                } else {
-                    // Under the same lock as the check, so that a read queued now
-                    // either is seen here or starts a drainer of its own.
-                    queue.drainers -= 1;
-                    self.done = true;
-                    return;
-                }
-            };
-            job();
+            if let Some(job) = queue.jobs.pop_front() {
+                drop(queue);
+                job();
+                queue = reads.lock();
+                continue;
+            }
+            queue.idle += 1;
+            let (back, waited) = reads
+                .wake
+                .wait_timeout(queue, LINGER)
+                .unwrap_or_else(PoisonError::into_inner);
+            queue = back;
+            queue.idle -= 1;
+            if waited.timed_out() && queue.jobs.is_empty() {
+                // Under the same lock as the check, so that a read queued now
+                // either is seen here or starts a drainer of its own.
+                queue.drainers -= 1;
+                self.done = true;
+                return;
+            }
         }
     }
 }
