@@ -185,7 +185,14 @@ fn no_secret_value_reaches_any_span_or_event() {
         assert_eq!(read.expose(), async_value.as_slice());
     }
 
+    // The detector's self-test: a field planted on purpose must be found, or the
+    // search below could pass by capturing nothing of the fields.
+    tracing::trace!(planted = "CaNaRy-q8Zr4Kx1", "detector self-test");
     let lines = capture.0.lock().unwrap().clone();
+    assert!(
+        lines.iter().any(|l| l.contains("planted=CaNaRy-q8Zr4Kx1")),
+        "the capture misses field values"
+    );
     assert!(lines.len() > 50, "too little captured: {lines:#?}");
     for target in [
         "botmaker_domain",
