@@ -30,7 +30,11 @@ fn reads_every_secret_through_one_call() {
     let fx = Fixture::new();
     let bot = bot_with_three(&fx);
     // In the order asked, repeats included.
-    let asked = [name("channel_token"), name("ai_api_key"), name("channel_token")];
+    let asked = [
+        name("channel_token"),
+        name("ai_api_key"),
+        name("channel_token"),
+    ];
     let got: Vec<Vec<u8>> = fx
         .store
         .read_many(&bot, &asked)
@@ -51,8 +55,10 @@ fn reads_every_secret_through_one_call() {
         .into_iter()
         .map(|(n, v)| (n.to_string(), v.expose().to_vec()))
         .collect();
-    let expected: Vec<(String, Vec<u8>)> =
-        NAMES.iter().map(|n| ((*n).to_string(), n.as_bytes().to_vec())).collect();
+    let expected: Vec<(String, Vec<u8>)> = NAMES
+        .iter()
+        .map(|n| ((*n).to_string(), n.as_bytes().to_vec()))
+        .collect();
     assert_eq!(all, expected);
     // Nothing asked, nothing read; a bot without a directory has no secrets to list,
     // and asking for one names it.
@@ -120,10 +126,18 @@ fn every_hazard_refused_by_read_is_refused_by_read_many_and_read_all() {
             plant(&fx, &bot, target);
             let expected = fx.store.read(&bot, &name(target)).unwrap_err();
             let many = fx.store.read_many(&bot, &names()).unwrap_err();
-            assert_eq!(tag(&many), tag(&expected), "{what} at {target}: read_many {many:?}");
+            assert_eq!(
+                tag(&many),
+                tag(&expected),
+                "{what} at {target}: read_many {many:?}"
+            );
             assert!(format!("{many}").contains(target), "{what}: {many}");
             let all = fx.store.read_all(&bot).unwrap_err();
-            assert_eq!(tag(&all), tag(&expected), "{what} at {target}: read_all {all:?}");
+            assert_eq!(
+                tag(&all),
+                tag(&expected),
+                "{what} at {target}: read_all {all:?}"
+            );
             if what == "symlink to an outside file" {
                 fx.outside().check();
             }

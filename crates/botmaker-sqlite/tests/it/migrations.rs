@@ -19,7 +19,11 @@ const V2_SQL: &str = include_str!("../../migrations/V2__bots_without_rowid_or_ch
 /// Shipped migrations never change; add a new one.
 const SHIPPED: &[(&str, u64, usize)] = &[
     ("V1__create_bots.sql", 15_473_874_698_871_672_115, 1670),
-    ("V2__bots_without_rowid_or_checks.sql", 18_368_638_957_597_842_189, 2780),
+    (
+        "V2__bots_without_rowid_or_checks.sql",
+        18_368_638_957_597_842_189,
+        2780,
+    ),
 ];
 
 #[test]
@@ -546,13 +550,11 @@ fn raw_rows(path: &Path) -> Vec<Vec<rusqlite::types::Value>> {
     .collect()
 }
 
-#[test]
-fn a_v1_database_holding_bots_migrates_to_v2_with_every_row_and_constraint_kept() {
-    use botmaker_domain::{AiProvider, BotRepository, BotStatus, ChannelType};
-
-    // A database of the V1 schema, as released code made it, holding bots with every
-    // provider, channel and status, with and without a container, and timestamps at
-    // the edges of their range.
+/// A database of the V1 schema, as released code made it, holding bots with every
+/// provider, channel and status, with and without a container, and timestamps at the
+/// edges of their range.
+fn v1_db_with_bots() -> (tempfile::TempDir, std::path::PathBuf) {
+    use botmaker_domain::{AiProvider, BotStatus, ChannelType};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("botmaker.db");
     let mut conn = Connection::open(&path).unwrap();
@@ -568,10 +570,14 @@ fn a_v1_database_holding_bots_migrates_to_v2_with_every_row_and_constraint_kept(
         for channel in ChannelType::ALL {
             for status in BotStatus::ALL {
                 k += 1;
-                let container = (k % 2 == 0).then(|| format!("container-{k}"));
+                let container = k.is_multiple_of(2).then(|| format!("container-{k}"));
                 let created = if k == 1 { 0 } else { i64::from(k) * 1_000_003 };
                 // 9999-12-31T23:59:59.999999Z, the domain's last instant.
-                let updated = if k == 2 { 253_402_300_799_999_999 } else { created + i64::from(k) };
+                let updated = if k == 2 {
+                    253_402_300_799_999_999
+                } else {
+                    created + i64::from(k)
+                };
                 conn.execute(
                     "INSERT INTO bots (id, name, ai_provider, model, channel_type, \
                      container_id, status, created_at, updated_at) \
@@ -593,6 +599,84 @@ fn a_v1_database_holding_bots_migrates_to_v2_with_every_row_and_constraint_kept(
         }
     }
     drop(conn);
+    (dir, path)
+}
+
+/// The V2 table refuses what V1's refused: values outside the enumerations, ids not
+/// canonical, empty names, and taken ids or names.
+fn assert_v2_constraints(conn: &Connection) {
+    let insert = |id: &str, name: &str, provider: &str, channel: &str, status: &str| {
+        conn.execute(
+            "INSERT INTO bots (id, name, ai_provider, model, channel_type, status, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, 'm', ?4, ?5, 1, 1)",
+            rusqlite::params![id, name, provider, channel, status],
+        )
+    };
+    let good = "00000000-0000-4000-8000-999999999999";
+    for (what, result) in [
+        (
+            "an unknown provider",
+            insert(good, "new", "openai2", "slack", "created"),
+        ),
+        (
+            "an unknown channel",
+            insert(good, "new", "openai", "irc", "created"),
+        ),
+        (
+            "an unknown status",
+            insert(good, "new", "openai", "slack", "paused"),
+        ),
+        (
+            "an upper-case id",
+            insert(
+                &good.to_uppercase().replace('0', "A"),
+                "new",
+                "openai",
+                "slack",
+                "created",
+            ),
+        ),
+        (
+            "a short id",
+            insert("0000", "new", "openai", "slack", "created"),
+        ),
+        (
+            "an empty name",
+            insert(good, "", "openai", "slack", "created"),
+        ),
+    ] {
+        let err = result.unwrap_err();
+        assert!(
+            err.to_string().contains("CHECK constraint failed"),
+            "{what}: {err}"
+        );
+    }
+    let err = insert(
+        "00000000-0000-4000-8000-000000000001",
+        "other",
+        "openai",
+        "slack",
+        "created",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("UNIQUE constraint failed: bots.id"),
+        "{err}"
+    );
+    let err = insert(good, "bot-1", "openai", "slack", "created").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("UNIQUE constraint failed: bots.name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_v1_database_holding_bots_migrates_to_v2_with_every_row_and_constraint_kept() {
+    use botmaker_domain::{BotRepository, BotStatus};
+
+    let (_dir, path) = v1_db_with_bots();
     let before = raw_rows(&path);
     assert_eq!(before.len(), 6 * 6 * 6);
 
@@ -622,7 +706,10 @@ fn a_v1_database_holding_bots_migrates_to_v2_with_every_row_and_constraint_kept(
             |r| r.get(0),
         )
         .unwrap();
-    assert!(sql.contains("WITHOUT ROWID") && sql.contains("STRICT"), "{sql}");
+    assert!(
+        sql.contains("WITHOUT ROWID") && sql.contains("STRICT"),
+        "{sql}"
+    );
     let mut indexes: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'bots' ORDER BY name")
         .unwrap()
@@ -633,37 +720,23 @@ fn a_v1_database_holding_bots_migrates_to_v2_with_every_row_and_constraint_kept(
     indexes.sort();
     assert_eq!(
         indexes,
-        ["bots_by_created", "bots_by_status", "sqlite_autoindex_bots_2"],
+        [
+            "bots_by_created",
+            "bots_by_status",
+            "sqlite_autoindex_bots_2"
+        ],
         "the unique name index, and the listing indexes; the ids are the table's own key"
     );
     assert!(
-        conn.query_row("SELECT count(*) FROM sqlite_schema WHERE name LIKE '%bots_v2%'", [], |r| r.get::<_, i64>(0))
-            .unwrap()
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name LIKE '%bots_v2%'",
+            [],
+            |r| r.get::<_, i64>(0)
+        )
+        .unwrap()
             == 0
     );
-    let insert = |id: &str, name: &str, provider: &str, channel: &str, status: &str| {
-        conn.execute(
-            "INSERT INTO bots (id, name, ai_provider, model, channel_type, status, \
-             created_at, updated_at) VALUES (?1, ?2, ?3, 'm', ?4, ?5, 1, 1)",
-            rusqlite::params![id, name, provider, channel, status],
-        )
-    };
-    let good = "00000000-0000-4000-8000-999999999999";
-    for (what, result) in [
-        ("an unknown provider", insert(good, "new", "openai2", "slack", "created")),
-        ("an unknown channel", insert(good, "new", "openai", "irc", "created")),
-        ("an unknown status", insert(good, "new", "openai", "slack", "paused")),
-        ("an upper-case id", insert(&good.to_uppercase().replace('0', "A"), "new", "openai", "slack", "created")),
-        ("a short id", insert("0000", "new", "openai", "slack", "created")),
-        ("an empty name", insert(good, "", "openai", "slack", "created")),
-    ] {
-        let err = result.unwrap_err();
-        assert!(err.to_string().contains("CHECK constraint failed"), "{what}: {err}");
-    }
-    let err = insert("00000000-0000-4000-8000-000000000001", "other", "openai", "slack", "created").unwrap_err();
-    assert!(err.to_string().contains("UNIQUE constraint failed: bots.id"), "{err}");
-    let err = insert(good, "bot-1", "openai", "slack", "created").unwrap_err();
-    assert!(err.to_string().contains("UNIQUE constraint failed: bots.name"), "{err}");
+    assert_v2_constraints(&conn);
     drop(conn);
 
     // The store works on it: every bot reads back, lists newest first, changes status.
@@ -671,8 +744,15 @@ fn a_v1_database_holding_bots_migrates_to_v2_with_every_row_and_constraint_kept(
     assert_eq!(store.integrity_check().unwrap(), Vec::<String>::new());
     let listed = store.list(None).unwrap();
     assert_eq!(listed.len(), before.len());
-    assert!(listed.windows(2).all(|w| (w[0].created_at, w[0].id) > (w[1].created_at, w[1].id)));
-    let created = listed.iter().find(|b| b.status == BotStatus::Created).unwrap();
+    assert!(
+        listed
+            .windows(2)
+            .all(|w| (w[0].created_at, w[0].id) > (w[1].created_at, w[1].id))
+    );
+    let created = listed
+        .iter()
+        .find(|b| b.status == BotStatus::Created)
+        .unwrap();
     let started = store.set_status(&created.id, BotStatus::Starting).unwrap();
     assert_eq!(store.get(&created.id).unwrap(), started);
 }
