@@ -75,7 +75,7 @@ mod tests {
     use botmaker_domain::{AiProvider, BotStatus, ChannelType};
 
     const V1: &str = include_str!("../migrations/V1__create_bots.sql");
-    const V2: &str = include_str!("../migrations/V2__bots_without_rowid_or_checks.sql");
+    const V2: &str = include_str!("../migrations/V2__bots_checks_without_in_lists.sql");
 
     /// The quoted values of `column IN (...)` in a migration (V1's form).
     fn check_list(sql: &str, column: &str) -> Vec<String> {

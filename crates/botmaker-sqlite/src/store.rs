@@ -101,13 +101,13 @@ const ID_EXISTS: &str = "SELECT 1 FROM bots WHERE id = ?1";
 const TAKEN: &str = "SELECT EXISTS (SELECT 1 FROM bots WHERE id = ?1), \
      EXISTS (SELECT 1 FROM bots WHERE name = ?2)";
 /// A bot and its rowid, for a change in the same transaction.
-const GET_FOR_UPDATE: &str = concat!("SELECT ", bot_columns!(), " FROM bots WHERE id = ?1");
+const GET_FOR_UPDATE: &str = concat!("SELECT ", bot_columns!(), ", rowid FROM bots WHERE id = ?1");
 const INSERT: &str = concat!(
     "INSERT INTO bots (",
     bot_columns!(),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 );
-const UPDATE_STATUS: &str = "UPDATE bots SET status = ?2, updated_at = ?3 WHERE id = ?1";
+const UPDATE_STATUS: &str = "UPDATE bots SET status = ?2, updated_at = ?3 WHERE rowid = ?1";
 const UPDATE_CONTAINER: &str = concat!(
     "UPDATE bots SET container_id = ?2, updated_at = ?3 WHERE id = ?1 RETURNING ",
     bot_columns!()
@@ -521,16 +521,16 @@ impl BotRepository for SqliteStore {
         self.write("set_status", move |conn| {
             let mut buf = [0u8; BotId::LEN];
             let key = id.encode(&mut buf);
-            // One lookup for the check and the result: the row as it is, checked in the
-            // order the conformance suite expects (missing, then the stored status, then
-            // the lifecycle), then one UPDATE of that row by its primary key (the table is
-            // `WITHOUT ROWID`: the key is the row's place), which the transaction keeps
-            // stable. The bot returned is that row with the two
+            // One lookup for the check and the result: the row as it is (and its rowid),
+            // checked in the order the conformance suite expects (missing, then the
+            // stored status, then the lifecycle), then one UPDATE of that rowid, which the
+            // transaction keeps stable. The bot returned is that row with the two
             // columns the UPDATE writes: exactly what the row now holds. (An
             // `UPDATE … RETURNING` costs SQLite a temporary b-tree per statement.)
             let mut stmt = conn.prepare_cached(GET_FOR_UPDATE)?;
             let mut rows = stmt.query([key])?;
             let row = rows.next()?.ok_or_else(|| not_found(id))?;
+            let rowid: i64 = row.get(9)?;
             let from = match text_ref(row, 6) {
                 Some(text) => BotStatus::parse(text),
                 None => BotStatus::parse(&row.get::<_, String>(6)?),
@@ -544,7 +544,7 @@ impl BotRepository for SqliteStore {
             drop(rows);
             drop(stmt);
             let changed = conn.prepare_cached(UPDATE_STATUS)?.execute(params![
-                key,
+                rowid,
                 to.as_str(),
                 now.as_unix_micros()
             ])?;

