@@ -257,6 +257,26 @@ impl SecretsStore {
         })
     }
 
+    /// Reads several secrets of one bot in one call, in the order of `names`: the bot's
+    /// directory is opened and checked once, and every file gets exactly the checks of
+    /// [`read`](Self::read). What a bot's runtime calls at start to load its
+    /// credentials. A secret that is missing or refused ends the call with the error
+    /// [`read`](Self::read) would give for it (for a missing bot: `NotFound` of the
+    /// first name); no value is returned then.
+    pub fn read_many(&self, bot: &BotId, names: &[SecretName]) -> Result<Vec<SecretValue>> {
+        secret_file::read_many(&self.root, self.policy, bot, names)
+    }
+
+    /// Reads every secret of one bot, sorted by name, in one call: the directory is
+    /// opened once, listed, and every secret in it read with the checks of
+    /// [`read`](Self::read). Temporary files and names that are not valid secret names
+    /// are left out; anything else under a secret's name that `read` would refuse (a
+    /// symlink, a FIFO, a directory, a bad mode, a second link) ends the call with
+    /// that error. A bot without a directory has none.
+    pub fn read_all(&self, bot: &BotId) -> Result<Vec<(SecretName, SecretValue)>> {
+        secret_file::read_all(&self.root, self.policy, bot)
+    }
+
     /// Reads the bot's secret `name` as UTF-8 text ([`SecretsError::NotUtf8`] names the
     /// bot and secret, never the content). The text is returned as stored.
     pub fn read_string(&self, bot: &BotId, name: &SecretName) -> Result<SecretString> {

@@ -75,6 +75,12 @@ pub(crate) async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Lengths only: a service never prints a secret's value.
         println!("loaded {secret}: {len} bytes");
     }
+    // The bot's runtime at start: all its credentials in one call (one directory
+    // descriptor, every file checked).
+    let loaded = bm
+        .get_secrets(&created, &created.required_secrets())
+        .await?;
+    println!("loaded {} credentials in one call", loaded.len());
     let missing = bm.missing_secrets(&created).await?;
     println!("missing secrets: {}", missing.len());
     bm.delete_bot(&created).await?;

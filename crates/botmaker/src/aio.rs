@@ -411,6 +411,26 @@ impl AsyncBotmaker {
         self.read(move |bm| bm.get_secret(&bot, &name)).await
     }
 
+    /// [`Botmaker::get_secrets`]: several secrets of one bot in one call (its
+    /// directory opened once), in the order of `names`.
+    pub async fn get_secrets(
+        &self,
+        bot: &Bot,
+        names: &[crate::domain::SecretName],
+    ) -> Result<Vec<SecretValue>> {
+        let (bot, names) = (bot.clone(), names.to_vec());
+        self.read(move |bm| bm.get_secrets(&bot, &names)).await
+    }
+
+    /// [`Botmaker::get_all_secrets`]: every secret of one bot, sorted by name.
+    pub async fn get_all_secrets(
+        &self,
+        bot: &Bot,
+    ) -> Result<Vec<(crate::domain::SecretName, SecretValue)>> {
+        let bot = bot.clone();
+        self.read(move |bm| bm.get_all_secrets(&bot)).await
+    }
+
     /// [`Botmaker::list_secrets`]: metadata, never values.
     pub async fn list_secrets(&self, bot: &Bot) -> Result<Vec<SecretMeta>> {
         let bot = bot.clone();
@@ -649,6 +669,26 @@ impl AsyncSecrets {
     pub async fn read(&self, bot: &BotId, name: &crate::domain::SecretName) -> Result<SecretValue> {
         let (bot, name) = (*bot, name.clone());
         self.run_read(move |s| s.read(&bot, &name)).await
+    }
+
+    /// [`SecretsStore::read_many`]: several secrets of one bot in one call, in the
+    /// order of `names`.
+    pub async fn read_many(
+        &self,
+        bot: &BotId,
+        names: &[crate::domain::SecretName],
+    ) -> Result<Vec<SecretValue>> {
+        let (bot, names) = (*bot, names.to_vec());
+        self.run_read(move |s| s.read_many(&bot, &names)).await
+    }
+
+    /// [`SecretsStore::read_all`]: every secret of one bot, sorted by name.
+    pub async fn read_all(
+        &self,
+        bot: &BotId,
+    ) -> Result<Vec<(crate::domain::SecretName, SecretValue)>> {
+        let bot = *bot;
+        self.run_read(move |s| s.read_all(&bot)).await
     }
 
     /// [`SecretsStore::list`]: metadata, never values.

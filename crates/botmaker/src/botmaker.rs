@@ -226,6 +226,20 @@ impl Botmaker {
         )
     }
 
+    /// Reads several secrets of a registered bot in one call, in the order of `names`
+    /// ([`SecretsStore::read_many`]: its directory opened once, every file checked as
+    /// [`get_secret`](Self::get_secret) checks it). What a bot's runtime calls at start,
+    /// e.g. with [`Bot::required_secrets`].
+    pub fn get_secrets(&self, bot: &Bot, names: &[SecretName]) -> Result<Vec<SecretValue>> {
+        Ok(self.secrets.read_many(&bot.id, names)?)
+    }
+
+    /// Every secret of a registered bot, sorted by name, in one call
+    /// ([`SecretsStore::read_all`]); a bot created without secrets has none.
+    pub fn get_all_secrets(&self, bot: &Bot) -> Result<Vec<(SecretName, SecretValue)>> {
+        Ok(self.secrets.read_all(&bot.id)?)
+    }
+
     /// The secrets of a registered bot: names, sizes, modes; never values.
     pub fn list_secrets(&self, bot: &Bot) -> Result<Vec<SecretMeta>> {
         observe::run(

@@ -399,6 +399,17 @@ fn the_registry_and_the_secrets_alone() {
             .await
             .unwrap();
         assert_eq!(secrets.read(&row.id, &key).await.unwrap().expose(), b"sk-2");
+        let many = secrets
+            .read_many(&row.id, &[key.clone(), key.clone()])
+            .await
+            .unwrap();
+        assert_eq!(
+            many.iter().map(SecretValue::expose).collect::<Vec<_>>(),
+            [b"sk-2", b"sk-2"]
+        );
+        let all = secrets.read_all(&row.id).await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!((&all[0].0, all[0].1.expose()), (&key, &b"sk-2"[..]));
         assert_eq!(secrets.list(&row.id).await.unwrap().len(), 1);
         assert_eq!(secrets.bots().await.unwrap(), vec![row.id]);
         let missing = secrets
