@@ -264,7 +264,9 @@ impl SecretsStore {
     /// [`read`](Self::read) would give for it (for a missing bot: `NotFound` of the
     /// first name); no value is returned then.
     pub fn read_many(&self, bot: &BotId, names: &[SecretName]) -> Result<Vec<SecretValue>> {
-        secret_file::read_many(&self.root, self.policy, bot, names)
+        traced(op_span!("read_many", BACKEND, bot_id = bot), || {
+            secret_file::read_many(&self.root, self.policy, bot, names)
+        })
     }
 
     /// Reads every secret of one bot, sorted by name, in one call: the directory is
@@ -274,7 +276,9 @@ impl SecretsStore {
     /// symlink, a FIFO, a directory, a bad mode, a second link) ends the call with
     /// that error. A bot without a directory has none.
     pub fn read_all(&self, bot: &BotId) -> Result<Vec<(SecretName, SecretValue)>> {
-        secret_file::read_all(&self.root, self.policy, bot)
+        traced(op_span!("read_all", BACKEND, bot_id = bot), || {
+            secret_file::read_all(&self.root, self.policy, bot)
+        })
     }
 
     /// Reads the bot's secret `name` as UTF-8 text ([`SecretsError::NotUtf8`] names the

@@ -231,13 +231,19 @@ impl Botmaker {
     /// [`get_secret`](Self::get_secret) checks it). What a bot's runtime calls at start,
     /// e.g. with [`Bot::required_secrets`].
     pub fn get_secrets(&self, bot: &Bot, names: &[SecretName]) -> Result<Vec<SecretValue>> {
-        Ok(self.secrets.read_many(&bot.id, names)?)
+        observe::run(
+            op_span!("get_secrets", self.backend(), bot_id = bot.id),
+            || Ok(self.secrets.read_many(&bot.id, names)?),
+        )
     }
 
     /// Every secret of a registered bot, sorted by name, in one call
     /// ([`SecretsStore::read_all`]); a bot created without secrets has none.
     pub fn get_all_secrets(&self, bot: &Bot) -> Result<Vec<(SecretName, SecretValue)>> {
-        Ok(self.secrets.read_all(&bot.id)?)
+        observe::run(
+            op_span!("get_all_secrets", self.backend(), bot_id = bot.id),
+            || Ok(self.secrets.read_all(&bot.id)?),
+        )
     }
 
     /// The secrets of a registered bot: names, sizes, modes; never values.

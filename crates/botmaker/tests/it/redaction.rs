@@ -101,6 +101,14 @@ fn no_secret_value_reaches_any_span_or_event() {
             .starts_with(b"SeCrEt")
     );
     assert_eq!(bm.list_secrets(&bot).unwrap().len(), 3);
+    // A bot's secrets in one call, both ways.
+    assert_eq!(
+        bm.get_secrets(&bot, &[key.clone(), token.clone(), config.clone()])
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(bm.get_all_secrets(&bot).unwrap().len(), 3);
     bm.remove_secret(&bot, &config).unwrap();
     assert_eq!(bm.missing_secrets(&bot).unwrap(), vec![config.clone()]);
     let beta = bm.create_bot(&new_bot("beta"), &[]).unwrap();
