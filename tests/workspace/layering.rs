@@ -98,6 +98,50 @@ fn the_sqlite_crate_never_sees_secrets_code() {
     );
 }
 
+#[test]
+fn the_sync_facade_compiles_no_tokio() {
+    // The default features, and each half alone: the async adapter is the `tokio`
+    // feature's, and a sync user compiles no runtime.
+    for features in [
+        &[][..],
+        &["--no-default-features", "--features", "secrets"],
+        &["--no-default-features", "--features", "sqlite"],
+    ] {
+        let mut args = vec!["-p", "botmaker"];
+        args.extend_from_slice(features);
+        let crates = tree(&args);
+        assert!(crates.iter().any(|c| c == "tracing"));
+        assert_absent(
+            &crates,
+            &["tokio", "tokio-macros"],
+            "botmaker without `tokio`",
+        );
+    }
+    let with = tree(&["-p", "botmaker", "--features", "tokio"]);
+    assert!(
+        with.iter().any(|c| c == "tokio"),
+        "the `tokio` feature adds tokio: {with:?}"
+    );
+}
+
+#[test]
+fn library_crates_emit_tracing_but_install_no_subscriber() {
+    // A library only emits; the application (the CLI, a service) chooses the output.
+    for krate in [
+        "botmaker-domain",
+        "botmaker-sqlite",
+        "botmaker-secrets",
+        "botmaker",
+    ] {
+        let crates = tree(&["-p", krate, "--all-features"]);
+        assert!(
+            crates.iter().any(|c| c == "tracing"),
+            "{krate} has no tracing"
+        );
+        assert_absent(&crates, &["tracing-subscriber"], krate);
+    }
+}
+
 /// The crates a service may depend on: the test kit is never among their normal
 /// dependencies (only a dev-dependency of theirs, or a dependency of the harnesses).
 const PRODUCT_CRATES: [&str; 5] = [

@@ -36,6 +36,9 @@ pub(crate) fn run() -> Result<()> {
     for features in [
         &["--features", "secrets"][..],
         &["--features", "sqlite"],
+        // The async adapter over the secrets alone, and over the registry alone.
+        &["--features", "secrets,tokio"],
+        &["--features", "tokio"],
         &[],
     ] {
         let mut args = vec!["check", "--package", "botmaker", "--no-default-features"];

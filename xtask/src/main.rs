@@ -3,7 +3,7 @@
 //! - `cargo xtask migrate [--data-dir DIR] [--status]`: create or upgrade the database,
 //!   by running `botmaker migrate` (one code path for migrating).
 //! - `cargo xtask ci`: exactly what CI runs.
-//! - `cargo xtask bench [--n N] [--m M] [--threads T] [--raw]`: the standard workload
+//! - `cargo xtask bench [--n N] [--m M] [--threads T] [--raw] [--only-async]`: the standard workload
 //!   (`../shared/bench/WORKLOAD.md`), the `botmaker-bench` binary in a release build.
 //! - `cargo xtask stress [--secs S] [--seed X]`: the reliability campaign
 //!   (RELIABILITY.md), the `botmaker-stress` binary.
@@ -55,6 +55,9 @@ enum Command {
         /// Also run it through bare rusqlite and bare syscalls, and print api/raw ratios.
         #[arg(long)]
         raw: bool,
+        /// Run only the async part (`botmaker::aio`, 1 and 64 tasks, and the hand-off).
+        #[arg(long)]
+        only_async: bool,
     },
     /// Run the reliability campaign: crashes, contention, hostile input (RELIABILITY.md).
     Stress {
@@ -90,7 +93,13 @@ fn main() -> ExitCode {
             }
             cargo_run(&["--quiet", "--package", "botmaker-stress"], &args)
         }
-        Command::Bench { n, m, threads, raw } => {
+        Command::Bench {
+            n,
+            m,
+            threads,
+            raw,
+            only_async,
+        } => {
             // Benchmarks only mean something in a release build.
             eprintln!("bench: building and running in release mode");
             let mut args: Vec<OsString> = vec![
@@ -103,6 +112,9 @@ fn main() -> ExitCode {
             ];
             if raw {
                 args.push("--raw".into());
+            }
+            if only_async {
+                args.push("--only-async".into());
             }
             cargo_run(
                 &["--release", "--quiet", "--package", "botmaker-bench"],

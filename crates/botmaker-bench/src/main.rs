@@ -31,6 +31,7 @@ use botmaker::secrets::SecretsStore;
 use botmaker::sqlite::SqliteStore;
 use botmaker_testkit::scratch::Scratch;
 
+mod aio;
 mod raw;
 
 /// Run the standard benchmark workload through the public API.
@@ -49,6 +50,10 @@ pub(crate) struct Params {
     /// Also run it through bare rusqlite and bare syscalls, and print api/raw ratios.
     #[arg(long)]
     pub(crate) raw: bool,
+    /// Run only the async part (`botmaker::aio` with 1 and 64 tasks, and the
+    /// spawn_blocking-or-pool hand-off), not the standard workload.
+    #[arg(long)]
+    pub(crate) only_async: bool,
 }
 
 fn main() -> ExitCode {
@@ -107,43 +112,68 @@ pub(crate) const SLICES: usize = 10;
 /// One variant's work on a range of a phase's units.
 pub(crate) type Work<'a> = &'a mut (dyn FnMut(Range<usize>) -> Result<()> + 'a);
 
+/// A phase's timings: the API, and the bare variants that ran beside it.
+#[derive(Clone, Debug)]
+pub(crate) struct Timed {
+    pub(crate) api: Phase,
+    /// Bare rusqlite on our schema, or bare syscalls with the store's checks.
+    pub(crate) raw: Option<Phase>,
+    /// The second bare baseline, named by `third_label`: bare rusqlite on the
+    /// reference schema (database phases), or a bare reader without checks
+    /// (`secret_read`).
+    pub(crate) third: Option<Phase>,
+    pub(crate) third_label: &'static str,
+}
+
 /// Times phase `name`: `units` units of `per_unit` operations each, done by `api` and,
-/// when given, by `raw`, taking turns slice by slice (see the module docs).
+/// when given, by `raw` and `third`, taking turns slice by slice (see the module docs;
+/// who goes first rotates).
 pub(crate) fn phase(
     name: &'static str,
     units: usize,
     per_unit: usize,
     api: Work<'_>,
-    mut raw: Option<Work<'_>>,
-) -> Result<(Phase, Option<Phase>)> {
+    raw: Option<Work<'_>>,
+    third: Option<(&'static str, Work<'_>)>,
+) -> Result<Timed> {
     let ops = units * per_unit;
     eprintln!("bench: {name} ({ops} ops)");
-    let slices = if raw.is_some() {
+    let third_label = third.as_ref().map_or("", |(label, _)| *label);
+    let mut variants: Vec<(usize, Work<'_>)> = vec![(0, api)];
+    if let Some(raw) = raw {
+        variants.push((1, raw));
+    }
+    if let Some((_, third)) = third {
+        variants.push((2, third));
+    }
+    let slices = if variants.len() > 1 {
         SLICES.clamp(1, units.max(1))
     } else {
         1
     };
-    let (mut t_api, mut t_raw) = (Duration::ZERO, Duration::ZERO);
+    let mut times = [Duration::ZERO; 3];
+    let count = variants.len();
     for s in 0..slices {
         let range = units * s / slices..units * (s + 1) / slices;
-        for turn in 0..2 {
-            if (turn == 0) == (s % 2 == 0) {
-                let start = Instant::now();
-                api(range.clone())?;
-                t_api += start.elapsed();
-            } else if let Some(raw) = raw.as_mut() {
-                let start = Instant::now();
-                raw(range.clone())?;
-                t_raw += start.elapsed();
-            }
+        for turn in 0..count {
+            let (which, work) = &mut variants[(s + turn) % count];
+            let start = Instant::now();
+            work(range.clone())?;
+            times[*which] += start.elapsed();
         }
     }
+    let has = |k: usize| variants.iter().any(|(w, _)| *w == k);
     let make = |t: Duration| Phase {
         name,
         ops,
         secs: t.as_secs_f64(),
     };
-    Ok((make(t_api), raw.is_some().then(|| make(t_raw))))
+    Ok(Timed {
+        api: make(times[0]),
+        raw: has(1).then(|| make(times[1])),
+        third: has(2).then(|| make(times[2])),
+        third_label,
+    })
 }
 
 /// The workload's rows, made before any timing starts.
@@ -187,11 +217,14 @@ pub(crate) fn run(params: Params, scratch: &Path) -> Result<()> {
         "--n, --m and --threads must be positive"
     );
     ensure!(n % 7919 != 0, "--n must not be a multiple of 7919");
+    if params.only_async {
+        return aio::run(n, m, scratch);
+    }
     println!("{{\"workload\":\"botmaker-standard\",\"n\":{n},\"m\":{m},\"durable\":true}}");
 
     // Every part starts after a `sync`, so that no part pays for the writeback of the
     // previous one.
-    let mut results: Vec<(Phase, Option<Phase>)> = Vec::new();
+    let mut results: Vec<Timed> = Vec::new();
     settle();
     results.extend(database_phases(n, params.raw, scratch)?);
     settle();
@@ -199,30 +232,41 @@ pub(crate) fn run(params: Params, scratch: &Path) -> Result<()> {
     settle();
     results.extend(parallel_phases(n, threads, params.raw, scratch)?);
 
-    for (api, _) in &results {
-        println!("{}", api.json("api"));
+    for t in &results {
+        println!("{}", t.api.json("api"));
     }
     if params.raw {
-        for (_, raw) in &results {
-            if let Some(raw) = raw {
+        for t in &results {
+            if let Some(raw) = &t.raw {
                 println!("{}", raw.json("raw"));
             }
+            if let Some(third) = &t.third {
+                println!("{}", third.json(t.third_label));
+            }
         }
-        for (api, raw) in &results {
-            if let Some(raw) = raw {
-                println!(
-                    "{{\"phase\":\"{}\",\"ratio_api_over_raw\":{:.3}}}",
-                    api.name,
-                    api.ops_per_sec() / raw.ops_per_sec()
-                );
+        for t in &results {
+            let ratio = |p: &Option<Phase>| {
+                p.as_ref()
+                    .map(|p| format!("{:.3}", t.api.ops_per_sec() / p.ops_per_sec()))
+            };
+            match (ratio(&t.raw), ratio(&t.third)) {
+                (Some(raw), Some(third)) => println!(
+                    "{{\"phase\":\"{}\",\"ratio_api_over_raw\":{raw},\"ratio_api_over_{}\":{third}}}",
+                    t.api.name, t.third_label
+                ),
+                (Some(raw), None) => println!(
+                    "{{\"phase\":\"{}\",\"ratio_api_over_raw\":{raw}}}",
+                    t.api.name
+                ),
+                _ => {}
             }
         }
     }
     let rate = |name: &str| {
         results
             .iter()
-            .find(|(p, _)| p.name == name)
-            .map(|(p, _)| p.ops_per_sec())
+            .find(|t| t.api.name == name)
+            .map(|t| t.api.ops_per_sec())
     };
     if let (Some(s), Some(p), Some(i), Some(pi)) = (
         rate("get_by_id"),
@@ -236,6 +280,8 @@ pub(crate) fn run(params: Params, scratch: &Path) -> Result<()> {
             pi / i
         );
     }
+    settle();
+    aio::run(n, m, scratch)?;
     println!("{{\"peak_rss_kib\":{}}}", peak_rss_kib().unwrap_or(0));
     Ok(())
 }
@@ -249,28 +295,29 @@ fn work<'a>(f: &'a mut (impl FnMut(Range<usize>) -> Result<()> + 'a)) -> Work<'a
     f
 }
 
-fn database_phases(
-    n: usize,
-    with_raw: bool,
-    scratch: &Path,
-) -> Result<Vec<(Phase, Option<Phase>)>> {
+fn database_phases(n: usize, with_raw: bool, scratch: &Path) -> Result<Vec<Timed>> {
     let rows = Rows::new(n, |i| format!("bot-{i}"))?;
     let dir = Scratch::new_in(scratch, "bench-db")?;
     let db = dir.path().join("botmaker.db");
     botmaker::sqlite::migrate(&db)?;
     let store = SqliteStore::open(&db)?;
     let raw = with_raw.then(|| raw::Db::new(n, scratch)).transpose()?;
+    let reference = with_raw
+        .then(|| raw::Reference::new(n, scratch))
+        .transpose()?;
     let mut out = Vec::new();
     macro_rules! run {
         ($name:literal, $units:expr, $api:expr, $raw:ident) => {{
             let mut api = $api;
             let mut bare = raw.as_ref().map(|r| move |k: Range<usize>| r.$raw(k));
+            let mut refd = reference.as_ref().map(|r| move |k: Range<usize>| r.$raw(k));
             out.push(phase(
                 $name,
                 $units,
                 1,
                 work(&mut api),
                 bare.as_mut().map(work),
+                refd.as_mut().map(|w| ("reference", work(w))),
             )?);
         }};
     }
@@ -299,6 +346,9 @@ fn database_phases(
         store.set_status(id, BotStatus::Starting)?;
     }
     if let Some(r) = &raw {
+        r.all_starting()?;
+    }
+    if let Some(r) = &reference {
         r.all_starting()?;
     }
     run!(
@@ -407,7 +457,7 @@ impl SecretsInput {
     }
 }
 
-fn secrets_phases(m: usize, with_raw: bool, scratch: &Path) -> Result<Vec<(Phase, Option<Phase>)>> {
+fn secrets_phases(m: usize, with_raw: bool, scratch: &Path) -> Result<Vec<Timed>> {
     let dir = Scratch::new_in(scratch, "bench-secrets")?;
     let store = SecretsStore::open(&dir.path().join("secrets"))?;
     let ids: Vec<BotId> = (0..m)
@@ -425,7 +475,8 @@ fn secrets_phases(m: usize, with_raw: bool, scratch: &Path) -> Result<Vec<(Phase
     let (ids, names) = (&ids, &names);
     let mut out = Vec::new();
     macro_rules! run {
-        ($name:literal, $per:expr, $api:expr, $raw:ident) => {{
+        ($name:literal, $per:expr, $api:expr, $raw:ident) => {{ run!($name, $per, $api, $raw, None::<(&'static str, Work<'_>)>) }};
+        ($name:literal, $per:expr, $api:expr, $raw:ident, $third:expr) => {{
             let mut api = $api;
             let mut bare = raw
                 .as_ref()
@@ -436,6 +487,7 @@ fn secrets_phases(m: usize, with_raw: bool, scratch: &Path) -> Result<Vec<(Phase
                 $per,
                 work(&mut api),
                 bare.as_mut().map(work),
+                $third,
             )?);
         }};
     }
@@ -445,11 +497,17 @@ fn secrets_phases(m: usize, with_raw: bool, scratch: &Path) -> Result<Vec<(Phase
         |j: Range<usize>| api_secret_write(&store, &ids[j.clone()], names, &input.first[j]),
         write
     );
+    // The bare reader without checks (no fstat, no owner/mode/link/size checks): what
+    // the store's safety costs on a read.
+    let mut unchecked = raw
+        .as_ref()
+        .map(|r| move |j: Range<usize>| r.read_unchecked(j, input));
     run!(
         "secret_read",
         3,
         |j: Range<usize>| api_secret_read(&store, &ids[j.clone()], names, &input.first[j]),
-        read
+        read,
+        unchecked.as_mut().map(|w| ("unchecked", work(w)))
     );
     run!(
         "secret_rotate",
@@ -489,9 +547,11 @@ fn api_secret_read(
     names: &[SecretName],
     values: &[[Vec<u8>; 3]],
 ) -> Result<()> {
+    // A bot's runtime loads its credentials at start: all three in one call, through
+    // one descriptor of the bot's directory.
     for (id, values) in ids.iter().zip(values) {
-        for (name, value) in names.iter().zip(values) {
-            let read = store.read(id, name)?;
+        let read = store.read_many(id, names)?;
+        for ((name, value), read) in names.iter().zip(values).zip(&read) {
             ensure!(
                 read.expose() == value.as_slice(),
                 "secret {name} of {id} read back wrong"
@@ -524,12 +584,7 @@ fn api_secret_delete(store: &SecretsStore, ids: &[BotId]) -> Result<()> {
     Ok(())
 }
 
-fn parallel_phases(
-    n: usize,
-    threads: usize,
-    with_raw: bool,
-    scratch: &Path,
-) -> Result<Vec<(Phase, Option<Phase>)>> {
+fn parallel_phases(n: usize, threads: usize, with_raw: bool, scratch: &Path) -> Result<Vec<Timed>> {
     let rows = Rows::new(n, |i| format!("bot-{i}"))?;
     let extra: Vec<Vec<NewBot>> = (0..threads)
         .map(|t| Rows::new(n / threads, |i| format!("p{t}-{i}")).map(|r| r.news))
@@ -567,6 +622,7 @@ fn parallel_phases(
             threads,
             work(&mut api),
             bare.as_mut().map(work),
+            None,
         )?);
     }
     let per_thread = n / threads;
@@ -591,6 +647,7 @@ fn parallel_phases(
         threads,
         work(&mut api),
         bare.as_mut().map(work),
+        None,
     )?);
     let after = store.write_stats();
     let (writes, transactions) = (

@@ -263,6 +263,196 @@ fn raw_delete(conn: &Connection, ids: &[String], ks: Range<usize>) -> Result<()>
     Ok(())
 }
 
+// The reference: the original design's schema and statements
+// (`../shared/bench/WORKLOAD.md`, "The reference schema"), verbatim, run the same bare
+// way (same pragmas, `prepare_cached`, autocommit, rows decoded into a plain struct).
+// The status update carries the lifecycle check in its `WHERE`, as ours does.
+const REFERENCE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS bots (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  ai_provider TEXT NOT NULL,
+  model TEXT NOT NULL,
+  channel_type TEXT NOT NULL,
+  container_id TEXT,
+  status TEXT NOT NULL DEFAULT 'created',
+  created_at TEXT NOT NULL DEFAULT (datetime('now')),
+  updated_at TEXT NOT NULL DEFAULT (datetime('now'))
+);
+CREATE INDEX IF NOT EXISTS idx_bots_status ON bots(status);
+CREATE INDEX IF NOT EXISTS idx_bots_name ON bots(name);";
+const REF_INSERT: &str = "INSERT INTO bots (id, name, ai_provider, model, channel_type, status) \
+     VALUES (?, ?, ?, ?, ?, ?)";
+const REF_GET_BY_ID: &str = "SELECT * FROM bots WHERE id = ?";
+const REF_GET_BY_NAME: &str = "SELECT * FROM bots WHERE name = ?";
+const REF_LIST_ALL: &str = "SELECT * FROM bots ORDER BY created_at DESC";
+const REF_SET_RUNNING: &str = "UPDATE bots SET status = ?, updated_at = datetime('now') \
+     WHERE id = ? AND status = 'starting'";
+const REF_SET_STARTING: &str = "UPDATE bots SET status = ?, updated_at = datetime('now') \
+     WHERE id = ? AND status IN ('created', 'stopped', 'failed')";
+const REF_DELETE: &str = "DELETE FROM bots WHERE id = ?";
+
+/// A reference row decoded into plain values (its timestamps are text).
+#[allow(dead_code)] // fields are read through black_box only
+struct RefBot {
+    id: String,
+    name: String,
+    ai_provider: String,
+    model: String,
+    channel_type: String,
+    container_id: Option<String>,
+    status: String,
+    created_at: String,
+    updated_at: String,
+}
+
+fn ref_decode(r: &rusqlite::Row<'_>) -> rusqlite::Result<RefBot> {
+    Ok(RefBot {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        ai_provider: r.get(2)?,
+        model: r.get(3)?,
+        channel_type: r.get(4)?,
+        container_id: r.get(5)?,
+        status: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+    })
+}
+
+/// The reference database part: its own database (the reference schema), connection
+/// and rows.
+pub(crate) struct Reference {
+    conn: Connection,
+    rows: Rows,
+    ids: Vec<String>,
+    _dir: Scratch, // last: removed after the connection is closed
+}
+
+impl Reference {
+    pub(crate) fn new(n: usize, scratch: &Path) -> Result<Self> {
+        let rows = Rows::new(n, |i| format!("bot-{i}"))?;
+        let ids = render(&rows.ids);
+        let dir = Scratch::new_in(scratch, "bench-reference-db")?;
+        let conn = connect(&dir.path().join("reference.db"))?;
+        conn.execute_batch(REFERENCE_SCHEMA)?;
+        Ok(Self {
+            conn,
+            rows,
+            ids,
+            _dir: dir,
+        })
+    }
+
+    pub(crate) fn insert(&self, k: Range<usize>) -> Result<()> {
+        ref_insert(&self.conn, &self.ids[k.clone()], &self.rows.news[k])
+    }
+
+    pub(crate) fn get_by_id(&self, k: Range<usize>) -> Result<()> {
+        ref_get_by_id(&self.conn, &self.ids, k)
+    }
+
+    pub(crate) fn get_by_name(&self, k: Range<usize>) -> Result<()> {
+        ref_get_by_name(&self.conn, &self.rows.news, k)
+    }
+
+    pub(crate) fn list_all(&self, k: Range<usize>) -> Result<()> {
+        ref_list_all(&self.conn, self.ids.len(), k.len())
+    }
+
+    /// Untimed, as on the other sides: created -> starting first.
+    pub(crate) fn all_starting(&self) -> Result<()> {
+        for id in &self.ids {
+            let changed = self
+                .conn
+                .prepare_cached(REF_SET_STARTING)?
+                .execute(params!["starting", id])?;
+            ensure!(changed == 1);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn update_status(&self, k: Range<usize>) -> Result<()> {
+        ref_update_status(&self.conn, &self.ids, k)
+    }
+
+    pub(crate) fn delete(&self, k: Range<usize>) -> Result<()> {
+        ref_delete(&self.conn, &self.ids, k)
+    }
+}
+
+#[inline(never)]
+fn ref_insert(conn: &Connection, ids: &[String], news: &[NewBot]) -> Result<()> {
+    for (id, b) in ids.iter().zip(news) {
+        conn.prepare_cached(REF_INSERT)?.execute(params![
+            id,
+            b.name.as_str(),
+            b.ai_provider.as_str(),
+            b.model.as_str(),
+            b.channel_type.as_str(),
+            "created"
+        ])?;
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn ref_get_by_id(conn: &Connection, ids: &[String], ks: Range<usize>) -> Result<()> {
+    let n = ids.len();
+    for k in ks {
+        let mut stmt = conn.prepare_cached(REF_GET_BY_ID)?;
+        black_box(stmt.query_row([&ids[visit(k, n)]], ref_decode)?);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn ref_get_by_name(conn: &Connection, news: &[NewBot], ks: Range<usize>) -> Result<()> {
+    let n = news.len();
+    for k in ks {
+        let mut stmt = conn.prepare_cached(REF_GET_BY_NAME)?;
+        black_box(stmt.query_row([news[visit(k, n)].name.as_str()], ref_decode)?);
+    }
+    Ok(())
+}
+
+/// The reference lists every bot in one statement (it has no pages).
+#[inline(never)]
+fn ref_list_all(conn: &Connection, n: usize, times: usize) -> Result<()> {
+    for _ in 0..times {
+        let all = conn
+            .prepare_cached(REF_LIST_ALL)?
+            .query_map([], ref_decode)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        ensure!(all.len() == n, "list_all saw {} rows", all.len());
+        black_box(all);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn ref_update_status(conn: &Connection, ids: &[String], ks: Range<usize>) -> Result<()> {
+    let n = ids.len();
+    for k in ks {
+        let changed = conn
+            .prepare_cached(REF_SET_RUNNING)?
+            .execute(params!["running", ids[visit(k, n)]])?;
+        ensure!(changed == 1);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn ref_delete(conn: &Connection, ids: &[String], ks: Range<usize>) -> Result<()> {
+    let n = ids.len();
+    for k in ks {
+        let changed = conn
+            .prepare_cached(REF_DELETE)?
+            .execute([&ids[visit(k, n)]])?;
+        ensure!(changed == 1);
+    }
+    Ok(())
+}
+
 /// The bare parallel part: its own database, loaded with N rows, and one connection
 /// per thread for each phase (bare rusqlite connections are not `Sync`), opened
 /// untimed.
@@ -405,10 +595,12 @@ fn write_durably(root: &OwnedFd, id: &str, name: &str, value: &[u8], euid: u32) 
     Ok(())
 }
 
-fn read_checked(root: &OwnedFd, id: &str, name: &str, euid: u32) -> Result<Vec<u8>> {
-    let dir = open_bot_dir(root, id, euid, true)?;
+/// Reads `name` beneath the bot's directory `dir` (opened and checked once per bot)
+/// with the store's checks on the descriptor read: one `fstat`, then kind, owner, mode,
+/// links and size.
+fn read_checked(dir: &OwnedFd, name: &str, euid: u32) -> Result<Vec<u8>> {
     let fd = openat(
-        &dir,
+        dir,
         name,
         OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
         Mode::empty(),
@@ -472,6 +664,10 @@ impl Secrets {
         raw_secret_read(&self.root, &self.ids[j.clone()], &input.first[j], self.euid)
     }
 
+    pub(crate) fn read_unchecked(&self, j: Range<usize>, input: &SecretsInput) -> Result<()> {
+        raw_secret_read_unchecked(&self.root, &self.ids[j.clone()], &input.first[j])
+    }
+
     pub(crate) fn rotate(&self, j: Range<usize>, input: &SecretsInput) -> Result<()> {
         raw_secret_rotate(
             &self.root,
@@ -520,9 +716,37 @@ fn raw_secret_read(
     values: &[[Vec<u8>; 3]],
     euid: u32,
 ) -> Result<()> {
+    // A bot's credentials loaded together: its directory opened (and checked) once.
     for (id, values) in ids.iter().zip(values) {
+        let dir = open_bot_dir(root, id, euid, true)?;
         for (name, value) in SECRET_NAMES.iter().zip(values) {
-            let read = read_checked(root, id, name, euid)?;
+            let read = read_checked(&dir, name, euid)?;
+            ensure!(read == *value, "read back wrong");
+        }
+    }
+    Ok(())
+}
+
+/// The same reads with no checks at all: the directory and each file opened without
+/// following a link, and read to their end; no `fstat`, so nothing about kind, owner,
+/// mode, links or size is known. The price of the store's safety is the gap to it.
+#[inline(never)]
+fn raw_secret_read_unchecked(
+    root: &OwnedFd,
+    ids: &[String],
+    values: &[[Vec<u8>; 3]],
+) -> Result<()> {
+    for (id, values) in ids.iter().zip(values) {
+        let dir = openat(root, id.as_str(), DIR_FLAGS | OFlag::O_PATH, Mode::empty())?;
+        for (name, value) in SECRET_NAMES.iter().zip(values) {
+            let fd = openat(
+                &dir,
+                *name,
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            let mut read = Vec::with_capacity(value.len() + 1);
+            std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut read)?;
             ensure!(read == *value, "read back wrong");
         }
     }

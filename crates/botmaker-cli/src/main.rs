@@ -41,6 +41,39 @@ struct Global {
     /// default: the current user, no chown]
     #[arg(long, global = true, value_name = "UID:GID", value_parser = parse_secrets_owner)]
     secrets_owner: Option<botmaker::secrets::Owner>,
+    /// Print the library's events on stderr: -v warnings and repairs (info), -vv each
+    /// operation (debug), -vvv everything (trace). Without it, RUST_LOG (an
+    /// env-filter directive such as `botmaker_sqlite=debug`) if set; else nothing
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+/// Sends the libraries' `tracing` events to stderr, filtered by `-v` (which wins) or
+/// `RUST_LOG`. With neither, no subscriber is installed: stdout, stderr and exit codes
+/// are exactly those of a build without tracing. Events never hold a secret's value
+/// (the libraries' rule, checked by their redaction tests), so `-vvv` is safe to paste.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match verbose {
+        0 => match std::env::var("RUST_LOG") {
+            Ok(directives) if !directives.trim().is_empty() => {
+                // A malformed directive is ignored (with the rest kept), never fatal.
+                EnvFilter::builder().parse_lossy(directives)
+            }
+            _ => return,
+        },
+        1 => EnvFilter::new("info"),
+        2 => EnvFilter::new("debug"),
+        _ => EnvFilter::new("trace"),
+    };
+    // Fails only if a subscriber is already set, which nothing in this binary does.
+    // A line per operation when its span closes (with its outcome and elapsed_us),
+    // for the operations the filter lets through (debug: every store operation).
+    let _ = tracing_subscriber::fmt()
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .try_init();
 }
 
 /// The flag's value; clap's error line names the flag and the value already.
@@ -186,6 +219,7 @@ pub(crate) enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.global.verbose);
     // The flag wins over the environment, so a bad BOTMAKER_SECRETS_OWNER that the flag
     // overrides is not read at all.
     let flag_owner = cli.global.secrets_owner;

@@ -67,6 +67,7 @@ mod enums;
 mod error;
 mod id;
 mod names;
+pub mod observe;
 pub mod repository;
 #[cfg(feature = "serde")]
 mod serde_impls;

@@ -415,6 +415,13 @@ fn audit_secret(
 
 impl AuditReport {
     fn push(&mut self, path: &str, issue: Issue, repaired: bool) {
+        // Drift is a warning; a repair is news (info). The path is relative to the
+        // root; the issue names modes, owners and kinds, never a file's content.
+        if repaired {
+            tracing::info!(path, issue = %issue, "secrets store entry repaired");
+        } else {
+            tracing::warn!(path, issue = %issue, "secrets store drift");
+        }
         self.findings.push(Finding {
             path: path.to_owned(),
             issue,

@@ -29,6 +29,11 @@
 //! assert_eq!(api_key.expose_secret(), "sk-test-123");
 //! assert_eq!(format!("{:?}", store.read(&bot, &key)?), "SecretValue(<redacted>)");
 //!
+//! // A bot's runtime loads its credentials in one call (the directory opened once).
+//! store.write_str(&bot, &needed[1], "xoxb-1")?;
+//! let loaded = store.read_many(&bot, &needed)?;
+//! assert_eq!(loaded[1].expose(), b"xoxb-1");
+//!
 //! // Rotation replaces a secret that exists; a missing one is refused, not created.
 //! store.replace(&bot, &key, b"sk-test-456")?;
 //! let config: SecretName = SecretName::CHANNEL_CONFIG.parse()?;

@@ -152,58 +152,62 @@ impl MountedSecrets {
     }
 
     fn read_os(&self, name: &OsStr, trim: bool) -> Result<MountedSecret> {
-        validate_name(name)?;
-        let path = self.path.join(name);
-        let fd = open_beneath(self.root.as_fd(), name).map_err(|e| match e {
-            Resolve::Escapes => SecretsError::Escapes { path: path.clone() },
-            Resolve::Errno(Errno::ENOENT) => SecretsError::PlatformNotFound { path: path.clone() },
-            Resolve::Errno(Errno::EISDIR) => SecretsError::NotRegularFile {
-                path: path.clone(),
-                kind: "directory",
-            },
-            Resolve::Errno(e) => SecretsError::io("open", path.clone(), e),
-        })?;
-        let meta =
-            Meta::of_fd(fd.as_fd()).map_err(|e| SecretsError::io("stat", path.clone(), e))?;
-        if meta.kind != Kind::File {
-            return Err(SecretsError::NotRegularFile {
-                path,
-                kind: meta.kind.describe(),
-            });
-        }
-        let too_large = |size| SecretsError::FileTooLarge {
-            path: path.clone(),
-            size,
-            max: self.max,
-        };
-        if meta.size > self.max as u64 {
-            return Err(too_large(meta.size));
-        }
-        let mut file = File::from(fd);
-        let hint = usize::try_from(meta.size).unwrap_or(self.max);
-        let buf = match read_bounded(&mut file, hint, self.max) {
-            Ok(Ok(buf)) => buf,
-            Ok(Err(n)) => return Err(too_large(n)),
-            Err(source) => {
-                return Err(SecretsError::Io {
-                    op: "read",
+        crate::store::traced(botmaker_domain::op_span!("read_mounted", "mount"), || {
+            validate_name(name)?;
+            let path = self.path.join(name);
+            let fd = open_beneath(self.root.as_fd(), name).map_err(|e| match e {
+                Resolve::Escapes => SecretsError::Escapes { path: path.clone() },
+                Resolve::Errno(Errno::ENOENT) => {
+                    SecretsError::PlatformNotFound { path: path.clone() }
+                }
+                Resolve::Errno(Errno::EISDIR) => SecretsError::NotRegularFile {
+                    path: path.clone(),
+                    kind: "directory",
+                },
+                Resolve::Errno(e) => SecretsError::io("open", path.clone(), e),
+            })?;
+            let meta =
+                Meta::of_fd(fd.as_fd()).map_err(|e| SecretsError::io("stat", path.clone(), e))?;
+            if meta.kind != Kind::File {
+                return Err(SecretsError::NotRegularFile {
                     path,
-                    source,
+                    kind: meta.kind.describe(),
                 });
             }
-        };
-        let bytes = if trim {
-            trim_trailing_newline(&buf)
-        } else {
-            &buf[..]
-        };
-        let euid = nix::unistd::geteuid().as_raw();
-        let open_to_others = meta.perm & 0o077 != 0;
-        Ok(MountedSecret {
-            value: SecretValue::from_bytes(bytes),
-            mode: meta.perm,
-            uid: meta.uid,
-            strict_modes: !open_to_others && (meta.uid == euid || meta.uid == 0),
+            let too_large = |size| SecretsError::FileTooLarge {
+                path: path.clone(),
+                size,
+                max: self.max,
+            };
+            if meta.size > self.max as u64 {
+                return Err(too_large(meta.size));
+            }
+            let mut file = File::from(fd);
+            let hint = usize::try_from(meta.size).unwrap_or(self.max);
+            let buf = match read_bounded(&mut file, hint, self.max) {
+                Ok(Ok(buf)) => buf,
+                Ok(Err(n)) => return Err(too_large(n)),
+                Err(source) => {
+                    return Err(SecretsError::Io {
+                        op: "read",
+                        path,
+                        source,
+                    });
+                }
+            };
+            let bytes = if trim {
+                trim_trailing_newline(&buf)
+            } else {
+                &buf[..]
+            };
+            let euid = nix::unistd::geteuid().as_raw();
+            let open_to_others = meta.perm & 0o077 != 0;
+            Ok(MountedSecret {
+                value: SecretValue::from_bytes(bytes),
+                mode: meta.perm,
+                uid: meta.uid,
+                strict_modes: !open_to_others && (meta.uid == euid || meta.uid == 0),
+            })
         })
     }
 }

@@ -317,8 +317,69 @@ pub(crate) fn read(
     read_in(root, policy, dir.as_fd(), bot, name)
 }
 
-/// [`read`] beneath a bot directory the caller has opened (and checked) already: the
-/// export reads every secret of one directory descriptor.
+/// Reads the secrets `names` of one bot, in that order, through one descriptor of its
+/// directory (opened and checked once); each file gets exactly the checks of [`read`].
+/// The first secret that cannot be read ends the call with its error.
+pub(crate) fn read_many(
+    root: &Root,
+    policy: FilePolicy,
+    bot: &BotId,
+    names: &[SecretName],
+) -> Result<Vec<SecretValue>> {
+    let Some(first) = names.first() else {
+        return Ok(Vec::new());
+    };
+    let dir = match bot_dir::open(root, bot, DirUse::Lookup) {
+        Err(SecretsError::BotNotFound { .. }) => {
+            return Err(SecretsError::NotFound {
+                bot: *bot,
+                name: first.clone(),
+                path: root.display_path(bot, Some(first)),
+            });
+        }
+        other => other?,
+    };
+    names
+        .iter()
+        .map(|name| read_in(root, policy, dir.as_fd(), bot, name))
+        .collect()
+}
+
+/// Every secret of one bot, sorted by name: the directory opened once (to list it),
+/// then every entry under a valid secret name read with the checks of [`read`], which
+/// refuse what is not an acceptable file there (a symlink, a FIFO, a directory, a bad
+/// mode) as `read` would. Other entries (temporary files, invalid names) are not
+/// secrets and are left out; a bot without a directory has none.
+pub(crate) fn read_all(
+    root: &Root,
+    policy: FilePolicy,
+    bot: &BotId,
+) -> Result<Vec<(SecretName, SecretValue)>> {
+    let dir = match bot_dir::open(root, bot, DirUse::Read) {
+        Err(SecretsError::BotNotFound { .. }) => return Ok(Vec::new()),
+        other => other?,
+    };
+    let raw_names = list_names(dir.as_fd())
+        .map_err(|e| SecretsError::io("list", root.display_path(bot, None), e))?;
+    let mut names: Vec<SecretName> = raw_names
+        .iter()
+        .filter_map(|raw| raw.to_str().and_then(|s| SecretName::parse(s).ok()))
+        .collect();
+    names.sort();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        match read_in(root, policy, dir.as_fd(), bot, &name) {
+            Ok(value) => out.push((name, value)),
+            // Removed between the listing and the read: it is no longer a secret.
+            Err(SecretsError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Reads secret `name` beneath `dir`, the bot's directory (already opened and checked
+/// by [`bot_dir::open`]): the shared part of [`read`], [`read_many`] and [`read_all`].
 pub(crate) fn read_in(
     root: &Root,
     policy: FilePolicy,
@@ -334,14 +395,14 @@ pub(crate) fn read_in(
     };
     let target = OsStr::new(name.as_str());
     let fd = match root.resolver().open(
-        dir.as_fd(),
+        dir,
         &[target],
         OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
         Mode::empty(),
     ) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Err(not_found()),
-        Err(e) => return Err(classify_open_error(dir.as_fd(), target, path(), "open", e)),
+        Err(e) => return Err(classify_open_error(dir, target, path(), "open", e)),
     };
     let meta = Meta::of_fd(fd.as_fd()).map_err(|e| SecretsError::io("stat", path(), e))?;
     policy.judge(&meta).refuse_read(policy, &path, bot, name)?;

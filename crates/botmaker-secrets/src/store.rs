@@ -7,14 +7,41 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use botmaker_domain::{BotId, SecretName};
+use botmaker_domain::{BotId, SecretName, observe, op_span};
 use secrecy::SecretString;
+use tracing::Span;
 
 use crate::bot_dir;
 use crate::lock::{LockMode, RootLock};
 use crate::root::{Resolver, Root};
 use crate::secret_file::{self, FilePolicy, Target};
 use crate::{AuditReport, Result, SecretValue, SecretsError, trim_trailing_newline};
+
+/// The `backend` field of this crate's spans (`botmaker_domain::observe`).
+const BACKEND: &str = "fs";
+
+/// Runs one operation in its span ([`observe::run`]); an entry refused as unsafe (a
+/// symlink, a FIFO, a bad mode or owner, a hard link, an escape) is also a `WARN`
+/// event: someone may be attacking the store. The error names paths, never a value.
+pub(crate) fn traced<T>(span: Span, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    observe::run(span, || {
+        let result = f();
+        if let Err(
+            e @ (SecretsError::Symlink { .. }
+            | SecretsError::NotRegularFile { .. }
+            | SecretsError::NotADirectory { .. }
+            | SecretsError::InsecureMode { .. }
+            | SecretsError::WrongOwner { .. }
+            | SecretsError::HardLinked { .. }
+            | SecretsError::InsecureRoot { .. }
+            | SecretsError::Escapes { .. }),
+        ) = &result
+        {
+            tracing::warn!(error = %e, "refused an unsafe entry in the secrets store");
+        }
+        result
+    })
+}
 
 /// A user and group that files and directories are handed to with `fchown`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -115,13 +142,22 @@ impl SecretsStore {
         options: SecretsOptions,
         force: Option<Resolver>,
     ) -> Result<Self> {
-        let root = Root::open(root, options.owner, force)?;
-        let policy = FilePolicy::new(root.expected_uid(), options.max_secret_size);
-        let swept = bot_dir::sweep(&root);
-        Ok(Self {
-            root,
-            policy,
-            swept,
+        traced(op_span!("open", BACKEND), || {
+            let root = Root::open(root, options.owner, force)?;
+            let policy = FilePolicy::new(root.expected_uid(), options.max_secret_size);
+            let swept = bot_dir::sweep(&root);
+            if swept > 0 {
+                tracing::info!(
+                    root = %root.path().display(),
+                    swept,
+                    "swept leftovers of interrupted writes and deletions"
+                );
+            }
+            Ok(Self {
+                root,
+                policy,
+                swept,
+            })
         })
     }
 
@@ -150,7 +186,9 @@ impl SecretsStore {
     /// Creates the bot's directory (`0700`) if it is missing; `true` if it was made.
     /// A new directory is `fsync`ed into the root.
     pub fn create_bot(&self, bot: &BotId) -> Result<bool> {
-        bot_dir::open_or_create(&self.root, bot).map(|(_, created)| created)
+        traced(op_span!("create_bot", BACKEND, bot_id = bot), || {
+            bot_dir::open_or_create(&self.root, bot).map(|(_, created)| created)
+        })
     }
 
     /// Stores `value` as the bot's secret `name`, exactly as given (no trimming),
@@ -164,14 +202,16 @@ impl SecretsStore {
     /// by something other than a regular file (a symlink, a directory, a FIFO), the
     /// write is refused.
     pub fn write(&self, bot: &BotId, name: &SecretName, value: &[u8]) -> Result<()> {
-        secret_file::write(
-            &self.root,
-            self.policy,
-            bot,
-            name,
-            value,
-            Target::CreateOrReplace,
-        )
+        traced(op_span!("write", BACKEND, bot_id = bot), || {
+            secret_file::write(
+                &self.root,
+                self.policy,
+                bot,
+                name,
+                value,
+                Target::CreateOrReplace,
+            )
+        })
     }
 
     /// Replaces the value of the bot's existing secret `name`: the same atomic,
@@ -185,14 +225,16 @@ impl SecretsStore {
     /// [`remove`](Self::remove) of the secret that runs between the check and the
     /// rename does not stop the rename: the secret then holds the new value.
     pub fn replace(&self, bot: &BotId, name: &SecretName, value: &[u8]) -> Result<()> {
-        secret_file::write(
-            &self.root,
-            self.policy,
-            bot,
-            name,
-            value,
-            Target::ReplaceOnly,
-        )
+        traced(op_span!("replace", BACKEND, bot_id = bot), || {
+            secret_file::write(
+                &self.root,
+                self.policy,
+                bot,
+                name,
+                value,
+                Target::ReplaceOnly,
+            )
+        })
     }
 
     /// Stores text: exactly one trailing line ending (`"\n"` or `"\r\n"`) is removed
@@ -210,7 +252,33 @@ impl SecretsStore {
     /// is [`SecretsError::InsecureMode`]), one hard link, not over the size cap. The
     /// bytes go straight into a zeroizing buffer.
     pub fn read(&self, bot: &BotId, name: &SecretName) -> Result<SecretValue> {
-        secret_file::read(&self.root, self.policy, bot, name)
+        traced(op_span!("read", BACKEND, bot_id = bot), || {
+            secret_file::read(&self.root, self.policy, bot, name)
+        })
+    }
+
+    /// Reads several secrets of one bot in one call, in the order of `names`: the bot's
+    /// directory is opened and checked once, and every file gets exactly the checks of
+    /// [`read`](Self::read). What a bot's runtime calls at start to load its
+    /// credentials. A secret that is missing or refused ends the call with the error
+    /// [`read`](Self::read) would give for it (for a missing bot: `NotFound` of the
+    /// first name); no value is returned then.
+    pub fn read_many(&self, bot: &BotId, names: &[SecretName]) -> Result<Vec<SecretValue>> {
+        traced(op_span!("read_many", BACKEND, bot_id = bot), || {
+            secret_file::read_many(&self.root, self.policy, bot, names)
+        })
+    }
+
+    /// Reads every secret of one bot, sorted by name, in one call: the directory is
+    /// opened once, listed, and every secret in it read with the checks of
+    /// [`read`](Self::read). Temporary files and names that are not valid secret names
+    /// are left out; anything else under a secret's name that `read` would refuse (a
+    /// symlink, a FIFO, a directory, a bad mode, a second link) ends the call with
+    /// that error. A bot without a directory has none.
+    pub fn read_all(&self, bot: &BotId) -> Result<Vec<(SecretName, SecretValue)>> {
+        traced(op_span!("read_all", BACKEND, bot_id = bot), || {
+            secret_file::read_all(&self.root, self.policy, bot)
+        })
     }
 
     /// Reads the bot's secret `name` as UTF-8 text ([`SecretsError::NotUtf8`] names the
@@ -231,14 +299,18 @@ impl SecretsStore {
     /// file are left out ([`audit`](Self::audit) reports them). A bot without a
     /// directory has no secrets.
     pub fn list(&self, bot: &BotId) -> Result<Vec<SecretMeta>> {
-        secret_file::list(&self.root, bot)
+        traced(op_span!("list", BACKEND, bot_id = bot), || {
+            secret_file::list(&self.root, bot)
+        })
     }
 
     /// Removes the bot's secret `name` (`unlinkat`, then `fsync` of the directory).
     /// A symlink or anything else that is not a regular file under that name is
     /// refused, not removed.
     pub fn remove(&self, bot: &BotId, name: &SecretName) -> Result<()> {
-        secret_file::remove(&self.root, bot, name)
+        traced(op_span!("remove", BACKEND, bot_id = bot), || {
+            secret_file::remove(&self.root, bot, name)
+        })
     }
 
     /// Deletes the bot's directory and every secret in it.
@@ -248,13 +320,15 @@ impl SecretsStore {
     /// [`open`](Self::open) finishes it). Removal is descriptor-relative and never
     /// follows a symlink: a link inside is removed as a link.
     pub fn delete_bot(&self, bot: &BotId) -> Result<()> {
-        bot_dir::delete(&self.root, bot)
+        traced(op_span!("delete_bot", BACKEND, bot_id = bot), || {
+            bot_dir::delete(&self.root, bot)
+        })
     }
 
     /// The bots that have a directory in the store, sorted. Entries whose names are
     /// not canonical bot ids are left out ([`audit`](Self::audit) reports them).
     pub fn bots(&self) -> Result<Vec<BotId>> {
-        bot_dir::bots(&self.root)
+        traced(op_span!("bots", BACKEND), || bot_dir::bots(&self.root))
     }
 
     /// Which of `required` the bot lacks, in the given order: a name counts as present
@@ -284,7 +358,9 @@ impl SecretsStore {
     /// returns that path relative to the root. For orphan directories found by a
     /// doctor: the operator decides later what to keep.
     pub fn quarantine_bot(&self, bot: &BotId) -> Result<String> {
-        bot_dir::quarantine(&self.root, bot)
+        traced(op_span!("quarantine_bot", BACKEND, bot_id = bot), || {
+            bot_dir::quarantine(&self.root, bot)
+        })
     }
 
     /// Walks the store and reports drift: modes, owners, symlinks, special files,
@@ -293,7 +369,9 @@ impl SecretsStore {
     /// the audit does not report is one `read` accepts (`0600` or `0400`), and the
     /// reverse.
     pub fn audit(&self) -> Result<AuditReport> {
-        crate::audit::walk(&self.root, self.policy, false)
+        traced(op_span!("audit", BACKEND), || {
+            crate::audit::walk(&self.root, self.policy, false)
+        })
     }
 
     /// Like [`audit`](Self::audit), and fixes what is safe to fix: permission bits
@@ -302,7 +380,9 @@ impl SecretsStore {
     /// owner; a secret file's mode becomes `0600`) and leftover temporary and trash
     /// entries. Symlinks, owners, hard links and unexpected entries are only reported.
     pub fn repair(&self) -> Result<AuditReport> {
-        crate::audit::walk(&self.root, self.policy, true)
+        traced(op_span!("repair", BACKEND), || {
+            crate::audit::walk(&self.root, self.policy, true)
+        })
     }
 
     /// Takes the advisory lock on the root (`flock` on `<root>/.lock`, created `0600`
@@ -313,7 +393,9 @@ impl SecretsStore {
     /// sees a bot half created or half deleted. Reads and writes of a secret do not
     /// take it. Hold it for one operation, never across user input.
     pub fn lock(&self, mode: LockMode) -> Result<RootLock> {
-        crate::lock::acquire(&self.root, mode)
+        traced(op_span!("lock", BACKEND), || {
+            crate::lock::acquire(&self.root, mode)
+        })
     }
 
     /// Opens the bot's directory to copy every secret in it (a backup):

@@ -37,6 +37,7 @@ use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use botmaker_domain::RepoError;
 use rusqlite::Connection;
@@ -380,8 +381,11 @@ fn run_batch(conn: &Connection, batch: &mut Batch, queue: &Mutex<Queue>, stats: 
     };
     // The writes before `start` are finished.
     let mut start = 0;
+    let began = Instant::now();
+    let mut transactions = 0u32;
     while start < batch.len() || more(batch) {
         stats.transactions.fetch_add(1, Ordering::Relaxed);
+        transactions += 1;
         let Some(failed) = run_transaction(conn, batch, start, &mut more) else {
             break;
         };
@@ -392,7 +396,28 @@ fn run_batch(conn: &Connection, batch: &mut Batch, queue: &Mutex<Queue>, stats: 
     stats
         .writes
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    let elapsed_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+    tracing::trace!(
+        writes = batch.len(),
+        transactions,
+        elapsed_us,
+        "group commit batch"
+    );
+    // A commit that crosses the WAL's auto-checkpoint threshold checkpoints inside
+    // it (and a busy wait on another process's lock shows here too): report slow ones.
+    if elapsed_us >= SLOW_BATCH_US {
+        tracing::warn!(
+            writes = batch.len(),
+            transactions,
+            elapsed_us,
+            "slow write transaction (a WAL checkpoint, a slow fsync or a busy wait)"
+        );
+    }
 }
+
+/// From how long a batch (its transactions, their commits and the checkpoint a
+/// commit may run) is reported as slow: 200 ms.
+const SLOW_BATCH_US: u64 = 200_000;
 
 /// Runs `batch[start..]` and what `more` adds in one transaction and finishes them,
 /// unless a write's failure ends the transaction early (see [`run_batch`]): then only

@@ -93,6 +93,9 @@ pub use schema::{AppliedMigration, MigrationInfo, shipped_migrations};
 pub use snapshot::{PendingSnapshot, RegistrySnapshot, snapshot};
 pub use store::{SqliteStore, StoreOptions};
 
+/// The `backend` field of this crate's spans (see `botmaker_domain::observe`).
+pub const BACKEND: &str = "sqlite";
+
 /// The newest schema version this code ships: the `{n}` of the last
 /// `migrations/V{n}__{name}.sql`. Openers require exactly this version.
-pub const LATEST_VERSION: u32 = 1;
+pub const LATEST_VERSION: u32 = 2;

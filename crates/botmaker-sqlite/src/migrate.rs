@@ -151,66 +151,76 @@ fn take_lock(path: &Path) -> Result<File, StoreError> {
 ///
 /// Returns the migrations applied; an empty list means the database was up to date.
 pub fn migrate(path: &Path) -> Result<MigrationReport, StoreError> {
-    // Refuse what must be refused before creating anything next to the file; then
-    // look again under the lock, as another process may have migrated it meanwhile.
-    if let DbState::Refused(refusal) = inspect(path)?.state {
-        return Err(refusal.into_error(path));
-    }
-    create_parent(path)?;
-    let _lock = take_lock(path)?;
-    let (from_version, pending) = match inspect(path)?.state {
-        DbState::Missing => {
-            create_new_file(path)?;
-            (0, shipped_migrations())
+    botmaker_domain::observe::run(botmaker_domain::op_span!("migrate", crate::BACKEND), || {
+        // Refuse what must be refused before creating anything next to the file; then
+        // look again under the lock, as another process may have migrated it meanwhile.
+        if let DbState::Refused(refusal) = inspect(path)?.state {
+            return Err(refusal.into_error(path));
         }
-        DbState::Empty => (0, shipped_migrations()),
-        DbState::Pending { db, pending } => (db, pending),
-        DbState::Current { version } => (version, Vec::new()),
-        DbState::Refused(refusal) => return Err(refusal.into_error(path)),
-    };
-    // Pragmas only now: `journal_mode=WAL` writes to the file, which a refused
-    // database must never see.
-    let mut conn = connection::open(path, Role::Migrate, CHECK_BUSY_TIMEOUT)?;
-    connection::configure(&conn, path, Role::Migrate)?;
-    if pending.is_empty() {
-        return Ok(MigrationReport {
-            path: path.to_owned(),
-            applied: Vec::new(),
-            from_version,
-            to_version: from_version,
-        });
-    }
-    // One run per migration, each `grouped`: refinery then commits the migration and
-    // its history row in one transaction. Ungrouped, it commits them one after the
-    // other, and a crash between the two leaves the tables of a migration that the
-    // history says never ran, which every later `migrate` runs again and fails on.
-    let mut applied: Vec<MigrationInfo> = Vec::new();
-    for migration in &pending {
-        let report = embedded::migrations::runner()
-            // Shipped versions are small: the fallback (every migration) never happens.
-            .set_target(Target::Version(
-                SchemaVersion::try_from(migration.version).unwrap_or(SchemaVersion::MAX),
-            ))
-            .set_grouped(true)
-            .set_abort_divergent(true)
-            .set_abort_missing(true)
-            .run(&mut conn)
-            .map_err(|e| StoreError::Migration {
+        create_parent(path)?;
+        let _lock = take_lock(path)?;
+        let (from_version, pending) = match inspect(path)?.state {
+            DbState::Missing => {
+                create_new_file(path)?;
+                (0, shipped_migrations())
+            }
+            DbState::Empty => (0, shipped_migrations()),
+            DbState::Pending { db, pending } => (db, pending),
+            DbState::Current { version } => (version, Vec::new()),
+            DbState::Refused(refusal) => return Err(refusal.into_error(path)),
+        };
+        // Pragmas only now: `journal_mode=WAL` writes to the file, which a refused
+        // database must never see.
+        let mut conn = connection::open(path, Role::Migrate, CHECK_BUSY_TIMEOUT)?;
+        connection::configure(&conn, path, Role::Migrate)?;
+        if pending.is_empty() {
+            return Ok(MigrationReport {
                 path: path.to_owned(),
-                source: Box::new(e),
-            })?;
-        applied.extend(report.applied_migrations().iter().map(info));
-    }
-    let to_version = applied
-        .iter()
-        .map(|m| m.version)
-        .max()
-        .unwrap_or(from_version);
-    Ok(MigrationReport {
-        path: path.to_owned(),
-        applied,
-        from_version,
-        to_version,
+                applied: Vec::new(),
+                from_version,
+                to_version: from_version,
+            });
+        }
+        // One run per migration, each `grouped`: refinery then commits the migration and
+        // its history row in one transaction. Ungrouped, it commits them one after the
+        // other, and a crash between the two leaves the tables of a migration that the
+        // history says never ran, which every later `migrate` runs again and fails on.
+        let mut applied: Vec<MigrationInfo> = Vec::new();
+        for migration in &pending {
+            let report = embedded::migrations::runner()
+                // Shipped versions are small: the fallback (every migration) never happens.
+                .set_target(Target::Version(
+                    SchemaVersion::try_from(migration.version).unwrap_or(SchemaVersion::MAX),
+                ))
+                .set_grouped(true)
+                .set_abort_divergent(true)
+                .set_abort_missing(true)
+                .run(&mut conn)
+                .map_err(|e| StoreError::Migration {
+                    path: path.to_owned(),
+                    source: Box::new(e),
+                })?;
+            for m in report.applied_migrations().iter().map(info) {
+                tracing::info!(
+                    path = %path.display(),
+                    version = m.version,
+                    name = %m.name,
+                    "migration applied"
+                );
+                applied.push(m);
+            }
+        }
+        let to_version = applied
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(from_version);
+        Ok(MigrationReport {
+            path: path.to_owned(),
+            applied,
+            from_version,
+            to_version,
+        })
     })
 }
 

@@ -75,8 +75,9 @@ mod tests {
     use botmaker_domain::{AiProvider, BotStatus, ChannelType};
 
     const V1: &str = include_str!("../migrations/V1__create_bots.sql");
+    const V2: &str = include_str!("../migrations/V2__bots_checks_without_in_lists.sql");
 
-    /// The quoted values of `column IN (...)` in the migration.
+    /// The quoted values of `column IN (...)` in a migration (V1's form).
     fn check_list(sql: &str, column: &str) -> Vec<String> {
         let start = sql
             .find(&format!("CHECK ({column} IN ("))
@@ -90,17 +91,44 @@ mod tests {
             .collect()
     }
 
+    /// The quoted values of `CHECK (column = 'a' OR column = 'b' ...)` (V2's form),
+    /// refusing any other term in the chain.
+    fn check_chain(sql: &str, column: &str) -> Vec<String> {
+        let head = format!("CHECK ({column} = ");
+        let start = sql
+            .find(&head)
+            .unwrap_or_else(|| panic!("no CHECK chain for {column}"));
+        let rest = &sql[start + "CHECK (".len()..];
+        let close = rest.find(')').unwrap();
+        rest[..close]
+            .split(" OR ")
+            .map(|term| {
+                let value = term
+                    .strip_prefix(&format!("{column} = '"))
+                    .and_then(|v| v.strip_suffix('\''))
+                    .unwrap_or_else(|| panic!("{column}: unexpected term {term:?}"));
+                value.to_owned()
+            })
+            .collect()
+    }
+
     #[test]
     fn the_check_lists_are_the_domain_lists() {
         let providers: Vec<String> = AiProvider::ALL.iter().map(|v| v.as_str().into()).collect();
         let channels: Vec<String> = ChannelType::ALL.iter().map(|v| v.as_str().into()).collect();
         let statuses: Vec<String> = BotStatus::ALL.iter().map(|v| v.as_str().into()).collect();
-        // The newest migration that defines the `bots` table must list them all; V1 is
-        // that migration until one rebuilds the table.
+        // V1 made the table with IN lists; V2 rebuilt it with OR chains of the same
+        // values. The newest migration that defines the `bots` table (V2 until one
+        // rebuilds it again) is what a database has; both must be the domain's lists.
         assert_eq!(check_list(V1, "ai_provider"), providers);
         assert_eq!(check_list(V1, "channel_type"), channels);
         assert_eq!(check_list(V1, "status"), statuses);
-        assert!(V1.contains("DEFAULT 'created'"));
+        assert_eq!(check_chain(V2, "ai_provider"), providers);
+        assert_eq!(check_chain(V2, "channel_type"), channels);
+        assert_eq!(check_chain(V2, "status"), statuses);
+        for sql in [V1, V2] {
+            assert!(sql.contains("DEFAULT 'created'"));
+        }
         assert_eq!(BotStatus::ALL[0].as_str(), "created");
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use botmaker_domain::{
     Bot, BotId, BotName, BotRef, BotRepository, BotStatus, Clock, ContainerId, NewBot, PageCursor,
-    RepoError,
+    RepoError, observe, op_span,
 };
 use rusqlite::{Connection, ErrorCode, params};
 
@@ -19,7 +19,7 @@ use crate::inspect::{DbState, inspect};
 use crate::reader::ReaderPool;
 use crate::row::{collect, corrupt, decode_with, first, text_ref};
 use crate::schema::shipped_migrations;
-use crate::{LATEST_VERSION, StoreError, WriteStats};
+use crate::{BACKEND, LATEST_VERSION, StoreError, WriteStats};
 
 /// How a [`SqliteStore`] is opened. `StoreOptions::default()` is what
 /// [`SqliteStore::open`] uses.
@@ -194,23 +194,25 @@ impl SqliteStore {
     /// `journal_mode=WAL` (checked), `synchronous=NORMAL` and `foreign_keys=ON`,
     /// outside any transaction.
     pub fn open_with(path: &Path, options: StoreOptions) -> Result<Self, StoreError> {
-        let schema_version = check_openable(path)?;
-        let writer = connection::open(path, Role::Write, options.busy_timeout)?;
-        connection::configure(&writer, path, Role::Write)?;
-        let readers = (0..options.readers.max(1))
-            .map(|_| {
-                let reader = connection::open(path, Role::Read, options.busy_timeout)?;
-                connection::configure(&reader, path, Role::Read)?;
-                Ok(reader)
+        observe::run(op_span!("open", BACKEND), || {
+            let schema_version = check_openable(path)?;
+            let writer = connection::open(path, Role::Write, options.busy_timeout)?;
+            connection::configure(&writer, path, Role::Write)?;
+            let readers = (0..options.readers.max(1))
+                .map(|_| {
+                    let reader = connection::open(path, Role::Read, options.busy_timeout)?;
+                    connection::configure(&reader, path, Role::Read)?;
+                    Ok(reader)
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(Self {
+                readers: ReaderPool::new(readers),
+                writer: Writer::new(writer),
+                path: path.to_owned(),
+                schema_version,
+                busy_timeout: options.busy_timeout,
+                clock: options.clock,
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Self {
-            readers: ReaderPool::new(readers),
-            writer: Writer::new(writer),
-            path: path.to_owned(),
-            schema_version,
-            busy_timeout: options.busy_timeout,
-            clock: options.clock,
         })
     }
 
@@ -246,35 +248,37 @@ impl SqliteStore {
     /// SQLite's POSIX locks. Writes of the store's own methods never call this: they
     /// stay without an fsync.
     pub fn sync(&self) -> Result<(), StoreError> {
-        // SQLite's own absolute name of the file (the path given may be relative to a
-        // working directory that has changed since).
-        let db = self
-            .readers
-            .take()
-            .path()
-            .filter(|p| !p.is_empty())
-            .map_or_else(|| self.path.clone(), PathBuf::from);
-        let mut wal = db.clone().into_os_string();
-        wal.push("-wal");
-        let wal = PathBuf::from(wal);
-        let io = |operation, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io {
-                path,
-                operation,
-                source,
-            }
-        };
-        std::fs::File::open(&wal)
-            .and_then(|f| f.sync_all())
-            .map_err(io("fsync", &wal))?;
-        let dir = match db.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        std::fs::File::open(dir)
-            .and_then(|f| f.sync_all())
-            .map_err(io("fsync", dir))
+        observe::run(op_span!("sync", BACKEND), || {
+            // SQLite's own absolute name of the file (the path given may be relative to a
+            // working directory that has changed since).
+            let db = self
+                .readers
+                .take()
+                .path()
+                .filter(|p| !p.is_empty())
+                .map_or_else(|| self.path.clone(), PathBuf::from);
+            let mut wal = db.clone().into_os_string();
+            wal.push("-wal");
+            let wal = PathBuf::from(wal);
+            let io = |operation, path: &Path| {
+                let path = path.to_path_buf();
+                move |source| StoreError::Io {
+                    path,
+                    operation,
+                    source,
+                }
+            };
+            std::fs::File::open(&wal)
+                .and_then(|f| f.sync_all())
+                .map_err(io("fsync", &wal))?;
+            let dir = match db.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            std::fs::File::open(dir)
+                .and_then(|f| f.sync_all())
+                .map_err(io("fsync", dir))
+        })
     }
 
     /// SQLite's `PRAGMA quick_check`: the problems found, empty when the database is
@@ -311,6 +315,12 @@ impl SqliteStore {
     /// Maps an SQLite error by meaning.
     fn repo_err(&self, operation: &'static str, e: rusqlite::Error) -> RepoError {
         if is_busy(&e) {
+            // Busy after the whole busy_timeout: another process held the lock.
+            tracing::warn!(
+                operation,
+                waited_ms = self.busy_ms(),
+                "database busy; the operation is retryable"
+            );
             return RepoError::Busy {
                 operation,
                 waited_ms: self.busy_ms(),
@@ -426,67 +436,77 @@ fn page_limit(limit: usize) -> i64 {
 
 impl BotRepository for SqliteStore {
     fn create(&self, new: &NewBot) -> Result<Bot, RepoError> {
-        let new = new.clone();
-        let clock = self.clock.clone();
-        self.write("create", move |conn| {
-            let mut buf = [0u8; BotId::LEN];
-            let id = new.id.encode(&mut buf);
-            // Both keys in one statement, before the clock is read: a refused create
-            // changes nothing, not even a stepping test clock.
-            let (id_taken, name_taken) = conn
-                .prepare_cached(TAKEN)?
-                .query_row([id, new.name.as_str()], |row| {
-                    Ok((row.get::<_, bool>(0)?, row.get::<_, bool>(1)?))
-                })?;
-            if id_taken {
-                return Err(RepoError::IdTaken { id: new.id }.into());
-            }
-            if name_taken {
-                return Err(RepoError::NameTaken {
-                    name: new.name.clone(),
+        observe::run(op_span!("create", BACKEND, bot_id = new.id), || {
+            let new = new.clone();
+            let clock = self.clock.clone();
+            self.write("create", move |conn| {
+                let mut buf = [0u8; BotId::LEN];
+                let id = new.id.encode(&mut buf);
+                // Both keys in one statement, before the clock is read: a refused create
+                // changes nothing, not even a stepping test clock.
+                let (id_taken, name_taken) = conn
+                    .prepare_cached(TAKEN)?
+                    .query_row([id, new.name.as_str()], |row| {
+                        Ok((row.get::<_, bool>(0)?, row.get::<_, bool>(1)?))
+                    })?;
+                if id_taken {
+                    return Err(RepoError::IdTaken { id: new.id }.into());
                 }
-                .into());
-            }
-            let bot = Bot::from_new(new.clone(), clock.now());
-            let inserted = conn.prepare_cached(INSERT)?.execute(params![
-                id,
-                bot.name.as_str(),
-                bot.ai_provider.as_str(),
-                bot.model.as_str(),
-                bot.channel_type.as_str(),
-                None::<&str>,
-                bot.status.as_str(),
-                bot.created_at.as_unix_micros(),
-                bot.updated_at.as_unix_micros(),
-            ]);
-            match inserted {
-                Ok(_) => Ok(bot),
-                Err(e) => Err(unique_violation(&e, &new).map_or(Failure::Sqlite(e), Failure::Repo)),
-            }
+                if name_taken {
+                    return Err(RepoError::NameTaken {
+                        name: new.name.clone(),
+                    }
+                    .into());
+                }
+                let bot = Bot::from_new(new.clone(), clock.now());
+                let inserted = conn.prepare_cached(INSERT)?.execute(params![
+                    id,
+                    bot.name.as_str(),
+                    bot.ai_provider.as_str(),
+                    bot.model.as_str(),
+                    bot.channel_type.as_str(),
+                    None::<&str>,
+                    bot.status.as_str(),
+                    bot.created_at.as_unix_micros(),
+                    bot.updated_at.as_unix_micros(),
+                ]);
+                match inserted {
+                    Ok(_) => Ok(bot),
+                    Err(e) => {
+                        Err(unique_violation(&e, &new).map_or(Failure::Sqlite(e), Failure::Repo))
+                    }
+                }
+            })
         })
     }
 
     fn get(&self, id: &BotId) -> Result<Bot, RepoError> {
-        let mut buf = [0u8; BotId::LEN];
-        let key = id.encode(&mut buf);
-        self.read("get", |conn| {
-            first(&mut conn.prepare_cached(GET_BY_ID)?, [key])
-        })?
-        .unwrap_or_else(|| Err(not_found(id)))
+        observe::run(op_span!("get", BACKEND, bot_id = id), || {
+            let mut buf = [0u8; BotId::LEN];
+            let key = id.encode(&mut buf);
+            self.read("get", |conn| {
+                first(&mut conn.prepare_cached(GET_BY_ID)?, [key])
+            })?
+            .unwrap_or_else(|| Err(not_found(id)))
+        })
     }
 
     fn get_by_name(&self, name: &BotName) -> Result<Bot, RepoError> {
-        self.read("get_by_name", |conn| {
-            first(&mut conn.prepare_cached(GET_BY_NAME)?, [name.as_str()])
-        })?
-        .unwrap_or_else(|| Err(not_found(name)))
+        observe::run(op_span!("get_by_name", BACKEND), || {
+            self.read("get_by_name", |conn| {
+                first(&mut conn.prepare_cached(GET_BY_NAME)?, [name.as_str()])
+            })?
+            .unwrap_or_else(|| Err(not_found(name)))
+        })
     }
 
     fn list(&self, status: Option<BotStatus>) -> Result<Vec<Bot>, RepoError> {
-        self.read("list", |conn| match status {
-            None => collect(&mut conn.prepare_cached(LIST_ALL)?, []),
-            Some(s) => collect(&mut conn.prepare_cached(LIST_BY_STATUS)?, [s.as_str()]),
-        })?
+        observe::run(op_span!("list", BACKEND), || {
+            self.read("list", |conn| match status {
+                None => collect(&mut conn.prepare_cached(LIST_ALL)?, []),
+                Some(s) => collect(&mut conn.prepare_cached(LIST_BY_STATUS)?, [s.as_str()]),
+            })?
+        })
     }
 
     fn list_page(
@@ -495,63 +515,67 @@ impl BotRepository for SqliteStore {
         after: Option<PageCursor>,
         limit: usize,
     ) -> Result<Vec<Bot>, RepoError> {
-        let limit = page_limit(limit);
-        let mut buf = [0u8; BotId::LEN];
-        let after = after.map(|c| (c.created_at.as_unix_micros(), c.id.encode(&mut buf)));
-        self.read("list_page", |conn| match (status, after) {
-            (None, None) => collect(&mut conn.prepare_cached(PAGE_ALL)?, [limit]),
-            (None, Some((at, id))) => collect(
-                &mut conn.prepare_cached(PAGE_ALL_AFTER)?,
-                params![at, id, limit],
-            ),
-            (Some(s), None) => collect(
-                &mut conn.prepare_cached(PAGE_BY_STATUS)?,
-                params![s.as_str(), limit],
-            ),
-            (Some(s), Some((at, id))) => collect(
-                &mut conn.prepare_cached(PAGE_BY_STATUS_AFTER)?,
-                params![s.as_str(), at, id, limit],
-            ),
-        })?
+        observe::run(op_span!("list_page", BACKEND), || {
+            let limit = page_limit(limit);
+            let mut buf = [0u8; BotId::LEN];
+            let after = after.map(|c| (c.created_at.as_unix_micros(), c.id.encode(&mut buf)));
+            self.read("list_page", |conn| match (status, after) {
+                (None, None) => collect(&mut conn.prepare_cached(PAGE_ALL)?, [limit]),
+                (None, Some((at, id))) => collect(
+                    &mut conn.prepare_cached(PAGE_ALL_AFTER)?,
+                    params![at, id, limit],
+                ),
+                (Some(s), None) => collect(
+                    &mut conn.prepare_cached(PAGE_BY_STATUS)?,
+                    params![s.as_str(), limit],
+                ),
+                (Some(s), Some((at, id))) => collect(
+                    &mut conn.prepare_cached(PAGE_BY_STATUS_AFTER)?,
+                    params![s.as_str(), at, id, limit],
+                ),
+            })?
+        })
     }
 
     fn set_status(&self, id: &BotId, to: BotStatus) -> Result<Bot, RepoError> {
-        let id = *id;
-        let clock = self.clock.clone();
-        self.write("set_status", move |conn| {
-            let mut buf = [0u8; BotId::LEN];
-            let key = id.encode(&mut buf);
-            // One lookup for the check and the result: the row as it is (and its rowid),
-            // checked in the order the conformance suite expects (missing, then the
-            // stored status, then the lifecycle), then one UPDATE of that rowid, which the
-            // transaction keeps stable. The bot returned is that row with the two
-            // columns the UPDATE writes: exactly what the row now holds. (An
-            // `UPDATE … RETURNING` costs SQLite a temporary b-tree per statement.)
-            let mut stmt = conn.prepare_cached(GET_FOR_UPDATE)?;
-            let mut rows = stmt.query([key])?;
-            let row = rows.next()?.ok_or_else(|| not_found(id))?;
-            let rowid: i64 = row.get(9)?;
-            let from = match text_ref(row, 6) {
-                Some(text) => BotStatus::parse(text),
-                None => BotStatus::parse(&row.get::<_, String>(6)?),
-            };
-            let from = from.map_err(|e| corrupt(format!("bot {id}: {e}")))?;
-            if !from.can_transition_to(to) {
-                return Err(RepoError::InvalidTransition { id, from, to }.into());
-            }
-            let now = clock.now();
-            let bot = decode_with(row, Some(now))?;
-            drop(rows);
-            drop(stmt);
-            let changed = conn.prepare_cached(UPDATE_STATUS)?.execute(params![
-                rowid,
-                to.as_str(),
-                now.as_unix_micros()
-            ])?;
-            if changed == 0 {
-                return Err(not_found(id).into());
-            }
-            Ok(Bot { status: to, ..bot })
+        observe::run(op_span!("set_status", BACKEND, bot_id = id), || {
+            let id = *id;
+            let clock = self.clock.clone();
+            self.write("set_status", move |conn| {
+                let mut buf = [0u8; BotId::LEN];
+                let key = id.encode(&mut buf);
+                // One lookup for the check and the result: the row as it is (and its rowid),
+                // checked in the order the conformance suite expects (missing, then the
+                // stored status, then the lifecycle), then one UPDATE of that rowid, which the
+                // transaction keeps stable. The bot returned is that row with the two
+                // columns the UPDATE writes: exactly what the row now holds. (An
+                // `UPDATE … RETURNING` costs SQLite a temporary b-tree per statement.)
+                let mut stmt = conn.prepare_cached(GET_FOR_UPDATE)?;
+                let mut rows = stmt.query([key])?;
+                let row = rows.next()?.ok_or_else(|| not_found(id))?;
+                let rowid: i64 = row.get(9)?;
+                let from = match text_ref(row, 6) {
+                    Some(text) => BotStatus::parse(text),
+                    None => BotStatus::parse(&row.get::<_, String>(6)?),
+                };
+                let from = from.map_err(|e| corrupt(format!("bot {id}: {e}")))?;
+                if !from.can_transition_to(to) {
+                    return Err(RepoError::InvalidTransition { id, from, to }.into());
+                }
+                let now = clock.now();
+                let bot = decode_with(row, Some(now))?;
+                drop(rows);
+                drop(stmt);
+                let changed = conn.prepare_cached(UPDATE_STATUS)?.execute(params![
+                    rowid,
+                    to.as_str(),
+                    now.as_unix_micros()
+                ])?;
+                if changed == 0 {
+                    return Err(not_found(id).into());
+                }
+                Ok(Bot { status: to, ..bot })
+            })
         })
     }
 
@@ -560,33 +584,37 @@ impl BotRepository for SqliteStore {
         id: &BotId,
         container: Option<&ContainerId>,
     ) -> Result<Bot, RepoError> {
-        let id = *id;
-        let container = container.cloned();
-        let clock = self.clock.clone();
-        self.write("set_container_id", move |conn| {
-            let mut buf = [0u8; BotId::LEN];
-            let key = id.encode(&mut buf);
-            if !conn.prepare_cached(ID_EXISTS)?.exists([key])? {
-                return Err(not_found(id).into());
-            }
-            let now = clock.now().as_unix_micros();
-            let bot = first(
-                &mut conn.prepare_cached(UPDATE_CONTAINER)?,
-                params![key, container.as_ref().map(ContainerId::as_str), now],
-            )?;
-            Ok(bot.ok_or_else(|| not_found(id))??)
+        observe::run(op_span!("set_container_id", BACKEND, bot_id = id), || {
+            let id = *id;
+            let container = container.cloned();
+            let clock = self.clock.clone();
+            self.write("set_container_id", move |conn| {
+                let mut buf = [0u8; BotId::LEN];
+                let key = id.encode(&mut buf);
+                if !conn.prepare_cached(ID_EXISTS)?.exists([key])? {
+                    return Err(not_found(id).into());
+                }
+                let now = clock.now().as_unix_micros();
+                let bot = first(
+                    &mut conn.prepare_cached(UPDATE_CONTAINER)?,
+                    params![key, container.as_ref().map(ContainerId::as_str), now],
+                )?;
+                Ok(bot.ok_or_else(|| not_found(id))??)
+            })
         })
     }
 
     fn delete(&self, id: &BotId) -> Result<(), RepoError> {
-        let id = *id;
-        self.write("delete", move |conn| {
-            let mut buf = [0u8; BotId::LEN];
-            let key = id.encode(&mut buf);
-            match conn.prepare_cached(DELETE)?.execute([key])? {
-                0 => Err(not_found(id).into()),
-                _ => Ok(()),
-            }
+        observe::run(op_span!("delete", BACKEND, bot_id = id), || {
+            let id = *id;
+            self.write("delete", move |conn| {
+                let mut buf = [0u8; BotId::LEN];
+                let key = id.encode(&mut buf);
+                match conn.prepare_cached(DELETE)?.execute([key])? {
+                    0 => Err(not_found(id).into()),
+                    _ => Ok(()),
+                }
+            })
         })
     }
 }

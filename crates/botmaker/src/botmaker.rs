@@ -1,7 +1,8 @@
 //! [`Botmaker`]: the registry and the secrets store, kept consistent with each other.
 
 use botmaker_domain::{
-    Bot, BotRef, BotRepository, BotStatus, ContainerId, NewBot, RepoError, SecretName,
+    Bot, BotRef, BotRepository, BotStatus, ContainerId, NewBot, RepoError, SecretName, observe,
+    op_span,
 };
 use botmaker_secrets::{
     LockMode, SecretMeta, SecretValue, SecretsError, SecretsOptions, SecretsStore,
@@ -54,13 +55,22 @@ impl Botmaker {
         store: StoreOptions,
         secrets: SecretsOptions,
     ) -> Result<Self> {
-        let store = SqliteStore::open_with(&config.database_path(), store)?;
-        let secrets = SecretsStore::open_with(config.secrets_dir(), secrets)?;
-        Ok(Self {
-            config: config.clone(),
-            store,
-            secrets,
+        observe::run(op_span!("open", botmaker_sqlite::BACKEND), || {
+            let store = SqliteStore::open_with(&config.database_path(), store)?;
+            let secrets = SecretsStore::open_with(config.secrets_dir(), secrets)?;
+            Ok(Self {
+                config: config.clone(),
+                store,
+                secrets,
+            })
         })
+    }
+
+    /// The registry's backend, the `backend` field of the facade's spans
+    /// (`botmaker_domain::observe`): `"sqlite"` until a second backend exists.
+    #[allow(clippy::unused_self)] // a method: with a second backend it asks the store
+    fn backend(&self) -> &'static str {
+        botmaker_sqlite::BACKEND
     }
 
     /// The configuration it was opened with.
@@ -81,66 +91,81 @@ impl Botmaker {
     /// The bot a reference names, or [`RepoError::NotFound`]: the one lookup, whose
     /// result the operations below take.
     pub fn resolve(&self, bot: &BotRef) -> Result<Bot> {
-        Ok(match bot {
-            BotRef::Id(id) => self.store.get(id)?,
-            BotRef::Name(name) => self.store.get_by_name(name)?,
+        observe::run(op_span!("resolve", self.backend()), || {
+            Ok(match bot {
+                BotRef::Id(id) => self.store.get(id)?,
+                BotRef::Name(name) => self.store.get_by_name(name)?,
+            })
         })
     }
 
     /// Registers a bot and writes its initial secrets. Afterwards both the row and the
     /// secrets directory exist, or neither does.
     pub fn create_bot(&self, new: &NewBot, secrets: &[(SecretName, &[u8])]) -> Result<Bot> {
-        // Refuse before touching the disk when the registry already says no: a taken id
-        // or name would otherwise write secrets only to remove them again.
-        match self.store.get(&new.id) {
-            Ok(_) => return Err(RepoError::IdTaken { id: new.id }.into()),
-            Err(RepoError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        match self.store.get_by_name(&new.name) {
-            Ok(_) => {
-                return Err(RepoError::NameTaken {
-                    name: new.name.clone(),
+        observe::run(
+            op_span!("create_bot", self.backend(), bot_id = new.id),
+            || {
+                // Refuse before touching the disk when the registry already says no: a taken id
+                // or name would otherwise write secrets only to remove them again.
+                match self.store.get(&new.id) {
+                    Ok(_) => return Err(RepoError::IdTaken { id: new.id }.into()),
+                    Err(RepoError::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
                 }
-                .into());
-            }
-            Err(RepoError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        // Held until the row is in: the doctor's fix step (exclusive) must not see the
-        // directory without its row and quarantine the secrets of a bot being created.
-        let _lock = self.secrets.lock(LockMode::Shared)?;
-        // A directory that already exists belongs to something else (an orphan of an
-        // earlier crash): refuse, and leave it alone.
-        if !self.secrets.create_bot(&new.id)? {
-            return Err(Error::OrphanSecrets { id: new.id });
-        }
-        let written = secrets
-            .iter()
-            .try_for_each(|(name, value)| Ok(self.secrets.write(&new.id, name, value)?));
-        let created = written.and_then(|()| Ok(self.store.create(new)?));
-        created.map_err(|cause| match self.secrets.delete_bot(&new.id) {
-            Ok(()) | Err(SecretsError::BotNotFound { .. }) => cause,
-            Err(cleanup) => Error::Compensation {
-                cause: Box::new(cause),
-                cleanup: Box::new(cleanup.into()),
+                match self.store.get_by_name(&new.name) {
+                    Ok(_) => {
+                        return Err(RepoError::NameTaken {
+                            name: new.name.clone(),
+                        }
+                        .into());
+                    }
+                    Err(RepoError::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                // Held until the row is in: the doctor's fix step (exclusive) must not see the
+                // directory without its row and quarantine the secrets of a bot being created.
+                let _lock = self.secrets.lock(LockMode::Shared)?;
+                // A directory that already exists belongs to something else (an orphan of an
+                // earlier crash): refuse, and leave it alone.
+                if !self.secrets.create_bot(&new.id)? {
+                    return Err(Error::OrphanSecrets { id: new.id });
+                }
+                let written = secrets
+                    .iter()
+                    .try_for_each(|(name, value)| Ok(self.secrets.write(&new.id, name, value)?));
+                let created = written.and_then(|()| Ok(self.store.create(new)?));
+                created.map_err(|cause| match self.secrets.delete_bot(&new.id) {
+                    Ok(()) | Err(SecretsError::BotNotFound { .. }) => cause,
+                    Err(cleanup) => Error::Compensation {
+                        cause: Box::new(cause),
+                        cleanup: Box::new(cleanup.into()),
+                    },
+                })
             },
-        })
+        )
     }
 
     /// All bots (or those with `status`), newest first.
     pub fn list_bots(&self, status: Option<BotStatus>) -> Result<Vec<Bot>> {
-        Ok(self.store.list(status)?)
+        observe::run(op_span!("list_bots", self.backend()), || {
+            Ok(self.store.list(status)?)
+        })
     }
 
     /// Changes a bot's status, if the lifecycle allows it. Returns the updated bot.
     pub fn set_status(&self, bot: &Bot, to: BotStatus) -> Result<Bot> {
-        Ok(self.store.set_status(&bot.id, to)?)
+        observe::run(
+            op_span!("set_status", self.backend(), bot_id = bot.id),
+            || Ok(self.store.set_status(&bot.id, to)?),
+        )
     }
 
     /// Sets or clears a bot's container id. Returns the updated bot.
     pub fn set_container_id(&self, bot: &Bot, container: Option<&ContainerId>) -> Result<Bot> {
-        Ok(self.store.set_container_id(&bot.id, container)?)
+        observe::run(
+            op_span!("set_container_id", self.backend(), bot_id = bot.id),
+            || Ok(self.store.set_container_id(&bot.id, container)?),
+        )
     }
 
     /// Deletes a bot: its row, then its secrets directory. Returns the bot as the
@@ -152,26 +177,34 @@ impl Botmaker {
     /// included, leaves only an orphan directory, which the doctor quarantines; the
     /// reverse order would leave a registered bot without its credentials.
     pub fn delete_bot(&self, bot: &Bot) -> Result<Bot> {
-        // Between the two steps the directory is an orphan: the doctor's fix step
-        // (exclusive) waits until it is gone instead of quarantining it.
-        let _lock = self.secrets.lock(LockMode::Shared)?;
-        self.store.delete(&bot.id)?;
-        // The commit is in the WAL but not yet on disk (synchronous=NORMAL): make it
-        // durable before the directory goes to the trash, which the next open sweeps,
-        // or a power cut could bring the row back without its secrets. If this fails,
-        // the directory stays: an orphan at worst, which the doctor quarantines.
-        self.store.sync()?;
-        match self.secrets.delete_bot(&bot.id) {
-            // No directory: a bot created without secrets, or a crash of an earlier
-            // delete after this step; either way there is nothing left to remove.
-            Ok(()) | Err(SecretsError::BotNotFound { .. }) => Ok(bot.clone()),
-            Err(e) => Err(e.into()),
-        }
+        observe::run(
+            op_span!("delete_bot", self.backend(), bot_id = bot.id),
+            || {
+                // Between the two steps the directory is an orphan: the doctor's fix step
+                // (exclusive) waits until it is gone instead of quarantining it.
+                let _lock = self.secrets.lock(LockMode::Shared)?;
+                self.store.delete(&bot.id)?;
+                // The commit is in the WAL but not yet on disk (synchronous=NORMAL): make it
+                // durable before the directory goes to the trash, which the next open sweeps,
+                // or a power cut could bring the row back without its secrets. If this fails,
+                // the directory stays: an orphan at worst, which the doctor quarantines.
+                self.store.sync()?;
+                match self.secrets.delete_bot(&bot.id) {
+                    // No directory: a bot created without secrets, or a crash of an earlier
+                    // delete after this step; either way there is nothing left to remove.
+                    Ok(()) | Err(SecretsError::BotNotFound { .. }) => Ok(bot.clone()),
+                    Err(e) => Err(e.into()),
+                }
+            },
+        )
     }
 
     /// Writes (or rotates: the same atomic replace) one secret of a registered bot.
     pub fn set_secret(&self, bot: &Bot, name: &SecretName, value: &[u8]) -> Result<()> {
-        Ok(self.secrets.write(&bot.id, name, value)?)
+        observe::run(
+            op_span!("set_secret", self.backend(), bot_id = bot.id),
+            || Ok(self.secrets.write(&bot.id, name, value)?),
+        )
     }
 
     /// Replaces an existing secret of a registered bot with a new value (atomic and
@@ -179,36 +212,75 @@ impl Botmaker {
     /// [`Botmaker::set_secret`] it refuses, with `SecretsError::NotFound`, a secret the bot
     /// does not have yet, so a typo in the name does not create a new secret.
     pub fn rotate_secret(&self, bot: &Bot, name: &SecretName, value: &[u8]) -> Result<()> {
-        Ok(self.secrets.replace(&bot.id, name, value)?)
+        observe::run(
+            op_span!("rotate_secret", self.backend(), bot_id = bot.id),
+            || Ok(self.secrets.replace(&bot.id, name, value)?),
+        )
     }
 
     /// Reads one secret of a registered bot.
     pub fn get_secret(&self, bot: &Bot, name: &SecretName) -> Result<SecretValue> {
-        Ok(self.secrets.read(&bot.id, name)?)
+        observe::run(
+            op_span!("get_secret", self.backend(), bot_id = bot.id),
+            || Ok(self.secrets.read(&bot.id, name)?),
+        )
+    }
+
+    /// Reads several secrets of a registered bot in one call, in the order of `names`
+    /// ([`SecretsStore::read_many`]: its directory opened once, every file checked as
+    /// [`get_secret`](Self::get_secret) checks it). What a bot's runtime calls at start,
+    /// e.g. with [`Bot::required_secrets`].
+    pub fn get_secrets(&self, bot: &Bot, names: &[SecretName]) -> Result<Vec<SecretValue>> {
+        observe::run(
+            op_span!("get_secrets", self.backend(), bot_id = bot.id),
+            || Ok(self.secrets.read_many(&bot.id, names)?),
+        )
+    }
+
+    /// Every secret of a registered bot, sorted by name, in one call
+    /// ([`SecretsStore::read_all`]); a bot created without secrets has none.
+    pub fn get_all_secrets(&self, bot: &Bot) -> Result<Vec<(SecretName, SecretValue)>> {
+        observe::run(
+            op_span!("get_all_secrets", self.backend(), bot_id = bot.id),
+            || Ok(self.secrets.read_all(&bot.id)?),
+        )
     }
 
     /// The secrets of a registered bot: names, sizes, modes; never values.
     pub fn list_secrets(&self, bot: &Bot) -> Result<Vec<SecretMeta>> {
-        match self.secrets.list(&bot.id) {
-            // A bot created without secrets has no directory yet: it has none.
-            Err(SecretsError::BotNotFound { .. }) => Ok(Vec::new()),
-            other => Ok(other?),
-        }
+        observe::run(
+            op_span!("list_secrets", self.backend(), bot_id = bot.id),
+            || {
+                match self.secrets.list(&bot.id) {
+                    // A bot created without secrets has no directory yet: it has none.
+                    Err(SecretsError::BotNotFound { .. }) => Ok(Vec::new()),
+                    other => Ok(other?),
+                }
+            },
+        )
     }
 
     /// Removes one secret of a registered bot.
     pub fn remove_secret(&self, bot: &Bot, name: &SecretName) -> Result<()> {
-        Ok(self.secrets.remove(&bot.id, name)?)
+        observe::run(
+            op_span!("remove_secret", self.backend(), bot_id = bot.id),
+            || Ok(self.secrets.remove(&bot.id, name)?),
+        )
     }
 
     /// The secrets a registered bot needs ([`Bot::required_secrets`], which depends
     /// on its provider) and lacks, in [`SecretName::REQUIRED`] order.
     pub fn missing_secrets(&self, bot: &Bot) -> Result<Vec<SecretName>> {
-        match missing_secrets(&self.secrets, bot) {
-            // A bot created without secrets has no directory yet: it lacks them all.
-            Err(SecretsError::BotNotFound { .. }) => Ok(bot.required_secrets()),
-            other => Ok(other?),
-        }
+        observe::run(
+            op_span!("missing_secrets", self.backend(), bot_id = bot.id),
+            || {
+                match missing_secrets(&self.secrets, bot) {
+                    // A bot created without secrets has no directory yet: it lacks them all.
+                    Err(SecretsError::BotNotFound { .. }) => Ok(bot.required_secrets()),
+                    other => Ok(other?),
+                }
+            },
+        )
     }
 }
 

@@ -85,12 +85,19 @@ impl DoctorReport {
         detail: impl Into<String>,
         fixed: bool,
     ) {
-        self.findings.push(Finding {
+        let finding = Finding {
             kind,
             subject: subject.into(),
             detail: detail.into(),
             fixed,
-        });
+        };
+        // A repair is news (info); what is left for an operator is a warning.
+        if fixed {
+            tracing::info!(kind = %finding.kind, subject = %finding.subject, detail = %finding.detail, "doctor repaired");
+        } else {
+            tracing::warn!(kind = %finding.kind, subject = %finding.subject, detail = %finding.detail, "doctor finding");
+        }
+        self.findings.push(finding);
     }
 }
 
@@ -136,6 +143,32 @@ impl Botmaker {
     /// Opening the secrets store sweeps leftovers of interrupted writes and deletes;
     /// the report lists them as fixed, since that happens on every open.
     pub fn doctor(config: &Config, fix: bool) -> DoctorReport {
+        let span = tracing::debug_span!(
+            "doctor",
+            op = "doctor",
+            backend = botmaker_sqlite::BACKEND,
+            fix,
+            findings = tracing::field::Empty,
+            outcome = tracing::field::Empty
+        );
+        let _entered = span.enter();
+        let report = doctor(config, fix);
+        span.record("findings", report.findings.len());
+        span.record(
+            "outcome",
+            if report.is_healthy() {
+                "healthy"
+            } else {
+                "unhealthy"
+            },
+        );
+        report
+    }
+}
+
+/// [`Botmaker::doctor`], inside its span.
+fn doctor(config: &Config, fix: bool) -> DoctorReport {
+    {
         let mut report = DoctorReport::default();
         let store = check_database(config, &mut report);
         let secrets_subject = config.secrets_dir().display().to_string();

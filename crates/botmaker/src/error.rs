@@ -36,6 +36,10 @@ pub enum Error {
         /// The id.
         id: BotId,
     },
+    /// The async runtime shut down before an operation of `botmaker::aio` (feature `tokio`) could
+    /// start on its blocking pool: it did not run at all and changed nothing.
+    #[error("the async runtime shut down before the operation started; nothing was changed")]
+    RuntimeShutDown,
     /// Creating a bot failed and undoing its partial effects failed too: the doctor
     /// reports (and its `fix` repairs) what is left.
     #[error("{cause}; cleaning up also failed ({cleanup})")]
@@ -59,7 +63,10 @@ impl Error {
             Self::Store(e) => e.is_retryable(),
             #[cfg(feature = "secrets")]
             Self::Secrets(e) => e.is_retryable(),
-            Self::Config(_) | Self::OrphanSecrets { .. } | Self::Compensation { .. } => false,
+            Self::Config(_)
+            | Self::OrphanSecrets { .. }
+            | Self::Compensation { .. }
+            | Self::RuntimeShutDown => false,
             #[cfg(feature = "backup")]
             Self::Backup(_) => false,
         }

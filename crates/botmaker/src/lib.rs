@@ -6,6 +6,8 @@ pub use botmaker_secrets as secrets;
 #[cfg(feature = "sqlite")]
 pub use botmaker_sqlite as sqlite;
 
+#[cfg(feature = "tokio")]
+pub mod aio;
 #[cfg(feature = "backup")]
 pub mod backup;
 #[cfg(all(feature = "sqlite", feature = "secrets"))]

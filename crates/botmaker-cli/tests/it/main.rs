@@ -9,6 +9,7 @@
 mod backup;
 mod errors;
 mod hostile;
+mod logging;
 mod owner;
 mod repair_race;
 mod session;
@@ -99,6 +100,7 @@ impl Env {
         cmd.args(args)
             .env_remove("SECRETS_DIR")
             .env_remove("BOTMAKER_SECRETS_OWNER")
+            .env_remove("RUST_LOG")
             .env("BOTMAKER_DATA_DIR", self.data())
             .env("BOTMAKER_SECRETS_DIR", self.secrets())
             .env("RUST_BACKTRACE", "1")

@@ -70,6 +70,9 @@ impl MemoryRepository {
     }
 }
 
+/// The `backend` field of its spans ([`observe`](crate::observe)).
+const BACKEND: &str = "memory";
+
 impl Default for MemoryRepository {
     fn default() -> Self {
         Self::new()
@@ -97,45 +100,53 @@ impl State {
 
 impl BotRepository for MemoryRepository {
     fn create(&self, new: &NewBot) -> Result<Bot, RepoError> {
-        let mut state = self.state();
-        if state.by_id.contains_key(&new.id) {
-            return Err(RepoError::IdTaken { id: new.id });
-        }
-        if state.by_name.contains_key(&new.name) {
-            return Err(RepoError::NameTaken {
-                name: new.name.clone(),
-            });
-        }
-        let bot = Bot::from_new(new.clone(), self.clock.now());
-        state.by_name.insert(bot.name.clone(), bot.id);
-        state.by_id.insert(bot.id, bot.clone());
-        Ok(bot)
+        crate::observe::run(crate::op_span!("create", BACKEND, bot_id = new.id), || {
+            let mut state = self.state();
+            if state.by_id.contains_key(&new.id) {
+                return Err(RepoError::IdTaken { id: new.id });
+            }
+            if state.by_name.contains_key(&new.name) {
+                return Err(RepoError::NameTaken {
+                    name: new.name.clone(),
+                });
+            }
+            let bot = Bot::from_new(new.clone(), self.clock.now());
+            state.by_name.insert(bot.name.clone(), bot.id);
+            state.by_id.insert(bot.id, bot.clone());
+            Ok(bot)
+        })
     }
 
     fn get(&self, id: &BotId) -> Result<Bot, RepoError> {
-        self.state()
-            .by_id
-            .get(id)
-            .cloned()
-            .ok_or_else(|| not_found(id))
+        crate::observe::run(crate::op_span!("get", BACKEND, bot_id = id), || {
+            self.state()
+                .by_id
+                .get(id)
+                .cloned()
+                .ok_or_else(|| not_found(id))
+        })
     }
 
     fn get_by_name(&self, name: &BotName) -> Result<Bot, RepoError> {
-        let state = self.state();
-        state
-            .by_name
-            .get(name)
-            .and_then(|id| state.by_id.get(id))
-            .cloned()
-            .ok_or_else(|| RepoError::NotFound {
-                bot: BotRef::Name(name.clone()),
-            })
+        crate::observe::run(crate::op_span!("get_by_name", BACKEND), || {
+            let state = self.state();
+            state
+                .by_name
+                .get(name)
+                .and_then(|id| state.by_id.get(id))
+                .cloned()
+                .ok_or_else(|| RepoError::NotFound {
+                    bot: BotRef::Name(name.clone()),
+                })
+        })
     }
 
     fn list(&self, status: Option<BotStatus>) -> Result<Vec<Bot>, RepoError> {
-        let mut bots: Vec<Bot> = self.state().matching(status).cloned().collect();
-        bots.sort_by(newest_first);
-        Ok(bots)
+        crate::observe::run(crate::op_span!("list", BACKEND), || {
+            let mut bots: Vec<Bot> = self.state().matching(status).cloned().collect();
+            bots.sort_by(newest_first);
+            Ok(bots)
+        })
     }
 
     fn list_page(
@@ -144,28 +155,32 @@ impl BotRepository for MemoryRepository {
         after: Option<PageCursor>,
         limit: usize,
     ) -> Result<Vec<Bot>, RepoError> {
-        let state = self.state();
-        let mut bots: Vec<&Bot> = state
-            .matching(status)
-            .filter(|b| after.is_none_or(|c| (b.created_at, b.id) < (c.created_at, c.id)))
-            .collect();
-        bots.sort_by(|a, b| newest_first(a, b));
-        Ok(bots.into_iter().take(limit).cloned().collect())
+        crate::observe::run(crate::op_span!("list_page", BACKEND), || {
+            let state = self.state();
+            let mut bots: Vec<&Bot> = state
+                .matching(status)
+                .filter(|b| after.is_none_or(|c| (b.created_at, b.id) < (c.created_at, c.id)))
+                .collect();
+            bots.sort_by(|a, b| newest_first(a, b));
+            Ok(bots.into_iter().take(limit).cloned().collect())
+        })
     }
 
     fn set_status(&self, id: &BotId, to: BotStatus) -> Result<Bot, RepoError> {
-        let mut state = self.state();
-        let bot = state.by_id.get_mut(id).ok_or_else(|| not_found(id))?;
-        if !bot.status.can_transition_to(to) {
-            return Err(RepoError::InvalidTransition {
-                id: *id,
-                from: bot.status,
-                to,
-            });
-        }
-        bot.status = to;
-        bot.updated_at = self.clock.now();
-        Ok(bot.clone())
+        crate::observe::run(crate::op_span!("set_status", BACKEND, bot_id = id), || {
+            let mut state = self.state();
+            let bot = state.by_id.get_mut(id).ok_or_else(|| not_found(id))?;
+            if !bot.status.can_transition_to(to) {
+                return Err(RepoError::InvalidTransition {
+                    id: *id,
+                    from: bot.status,
+                    to,
+                });
+            }
+            bot.status = to;
+            bot.updated_at = self.clock.now();
+            Ok(bot.clone())
+        })
     }
 
     fn set_container_id(
@@ -173,18 +188,25 @@ impl BotRepository for MemoryRepository {
         id: &BotId,
         container: Option<&ContainerId>,
     ) -> Result<Bot, RepoError> {
-        let mut state = self.state();
-        let bot = state.by_id.get_mut(id).ok_or_else(|| not_found(id))?;
-        bot.container_id = container.cloned();
-        bot.updated_at = self.clock.now();
-        Ok(bot.clone())
+        crate::observe::run(
+            crate::op_span!("set_container_id", BACKEND, bot_id = id),
+            || {
+                let mut state = self.state();
+                let bot = state.by_id.get_mut(id).ok_or_else(|| not_found(id))?;
+                bot.container_id = container.cloned();
+                bot.updated_at = self.clock.now();
+                Ok(bot.clone())
+            },
+        )
     }
 
     fn delete(&self, id: &BotId) -> Result<(), RepoError> {
-        let mut state = self.state();
-        let bot = state.by_id.remove(id).ok_or_else(|| not_found(id))?;
-        state.by_name.remove(&bot.name);
-        Ok(())
+        crate::observe::run(crate::op_span!("delete", BACKEND, bot_id = id), || {
+            let mut state = self.state();
+            let bot = state.by_id.remove(id).ok_or_else(|| not_found(id))?;
+            state.by_name.remove(&bot.name);
+            Ok(())
+        })
     }
 }
 

@@ -22,5 +22,6 @@ mod modes;
 mod names;
 mod platform;
 mod policy;
+mod read_many;
 mod redaction;
 mod replace;

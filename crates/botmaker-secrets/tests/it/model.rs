@@ -19,6 +19,8 @@ enum Op {
     DeleteBot(usize),
     CreateBot(usize),
     List(usize),
+    ReadAll(usize),
+    ReadMany(usize, Vec<usize>),
     Bots,
     Missing(usize),
     Reopen,
@@ -36,6 +38,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => bot.clone().prop_map(Op::DeleteBot),
         1 => bot.clone().prop_map(Op::CreateBot),
         2 => bot.clone().prop_map(Op::List),
+        2 => bot.clone().prop_map(Op::ReadAll),
+        2 => (bot.clone(), proptest::collection::vec(0..4usize, 0..5)).prop_map(|(b, s)| Op::ReadMany(b, s)),
         1 => Just(Op::Bots),
         1 => bot.prop_map(Op::Missing),
         1 => Just(Op::Reopen),
@@ -125,6 +129,30 @@ proptest! {
                     let expected: Vec<(String, u64, u32)> = model.get(&bots[b]).map(|m| m.iter()
                         .map(|(n, v)| (n.to_string(), v.len() as u64, 0o600)).collect()).unwrap_or_default();
                     prop_assert_eq!(listed, expected);
+                }
+                Op::ReadAll(b) => {
+                    let got: Vec<(SecretName, Vec<u8>)> = store.read_all(&bots[b]).unwrap().into_iter()
+                        .map(|(n, v)| (n, v.expose().to_vec())).collect();
+                    let expected: Vec<(SecretName, Vec<u8>)> = model.get(&bots[b])
+                        .map(|m| m.iter().map(|(n, v)| (n.clone(), v.clone())).collect()).unwrap_or_default();
+                    prop_assert_eq!(got, expected);
+                }
+                Op::ReadMany(b, s) => {
+                    let wanted: Vec<SecretName> = s.iter().map(|&i| names[i].clone()).collect();
+                    let got = store.read_many(&bots[b], &wanted);
+                    let first_missing = wanted.iter()
+                        .find(|n| !model.get(&bots[b]).is_some_and(|m| m.contains_key(*n)));
+                    match first_missing {
+                        None => {
+                            let got: Vec<Vec<u8>> = got.unwrap().iter().map(|v| v.expose().to_vec()).collect();
+                            let expected: Vec<Vec<u8>> = wanted.iter().map(|n| model[&bots[b]][n].clone()).collect();
+                            prop_assert_eq!(got, expected);
+                        }
+                        Some(missing) => {
+                            let named = matches!(&got, Err(SecretsError::NotFound { name, .. }) if name == missing);
+                            prop_assert!(named, "expected NotFound of {missing}: {got:?}");
+                        }
+                    }
                 }
                 Op::Bots => {
                     let expected: Vec<BotId> = model.keys().copied().collect();

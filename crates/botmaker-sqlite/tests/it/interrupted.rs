@@ -95,7 +95,7 @@ fn process_worker_first_migrate() {
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(
         migrate(&dir.path().join("botmaker.db")).unwrap().to_version,
-        1
+        LATEST_VERSION
     );
 }
 

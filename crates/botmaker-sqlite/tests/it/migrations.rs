@@ -13,10 +13,18 @@ use rusqlite::Connection;
 use crate::support::{bytes, dir_entries, migrated_db};
 
 const V1_SQL: &str = include_str!("../../migrations/V1__create_bots.sql");
+const V2_SQL: &str = include_str!("../../migrations/V2__bots_checks_without_in_lists.sql");
 
 /// Every shipped migration: file name, refinery checksum, byte length.
 /// Shipped migrations never change; add a new one.
-const SHIPPED: &[(&str, u64, usize)] = &[("V1__create_bots.sql", 15_473_874_698_871_672_115, 1670)];
+const SHIPPED: &[(&str, u64, usize)] = &[
+    ("V1__create_bots.sql", 15_473_874_698_871_672_115, 1670),
+    (
+        "V2__bots_checks_without_in_lists.sql",
+        9_664_004_282_047_742_592,
+        2806,
+    ),
+];
 
 #[test]
 fn shipped_migrations_never_change() {
@@ -71,8 +79,9 @@ fn a_fresh_migrate_creates_the_database_in_wal_mode() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state").join("deeper").join("botmaker.db");
     let report = migrate(&path).unwrap();
-    assert_eq!(report.applied, vec![v1()]);
+    assert_eq!(report.applied, shipped_migrations());
     assert_eq!(report.applied[0].name, "create_bots");
+    assert_eq!(report.applied[1].name, "bots_checks_without_in_lists");
     assert_eq!(
         (report.from_version, report.to_version),
         (0, LATEST_VERSION)
@@ -82,13 +91,19 @@ fn a_fresh_migrate_creates_the_database_in_wal_mode() {
     assert_eq!(report.path, path);
     let shown = report.to_string();
     assert!(
-        shown.starts_with("applied V1__create_bots\n")
-            && shown.ends_with("schema version 0 -> 1\n"),
+        shown.starts_with("applied V1__create_bots\napplied V2__bots_checks_without_in_lists\n")
+            && shown.ends_with("schema version 0 -> 2\n"),
         "{shown}"
     );
 
     assert_eq!(journal_mode(&path), "wal");
-    assert_eq!(history(&path), vec![(1, "create_bots".to_owned())]);
+    assert_eq!(
+        history(&path),
+        vec![
+            (1, "create_bots".to_owned()),
+            (2, "bots_checks_without_in_lists".to_owned())
+        ]
+    );
     // Modes are set explicitly, whatever the umask: nothing for group or others.
     for p in [
         path.parent().unwrap(),
@@ -113,13 +128,16 @@ fn migrating_twice_is_a_no_op() {
     let report = migrate(&path).unwrap();
     assert!(report.was_up_to_date());
     assert_eq!(report.applied, vec![]);
-    assert_eq!((report.from_version, report.to_version), (1, 1));
+    assert_eq!(
+        (report.from_version, report.to_version),
+        (LATEST_VERSION, LATEST_VERSION)
+    );
     let shown = report.to_string();
     assert!(
         shown.contains("up to date") && shown.ends_with('\n'),
         "{shown}"
     );
-    assert_eq!(history(&path).len(), 1);
+    assert_eq!(history(&path).len(), shipped_migrations().len());
 }
 
 #[test]
@@ -133,11 +151,13 @@ fn status_reports_without_touching_the_file() {
         (status.db_version, status.code_version),
         (0, LATEST_VERSION)
     );
-    assert_eq!(status.pending, vec![v1()]);
+    assert_eq!(status.pending, shipped_migrations());
     assert!(!path.exists(), "status must not create the database");
     let shown = status.to_string();
     assert!(
-        shown.contains("missing") && shown.contains("pending V1__create_bots\n"),
+        shown.contains("missing")
+            && shown.contains("pending V1__create_bots\n")
+            && shown.contains("pending V2__bots_checks_without_in_lists\n"),
         "{shown}"
     );
     assert_eq!(dir_entries(dir.path()), Vec::<String>::new());
@@ -146,10 +166,12 @@ fn status_reports_without_touching_the_file() {
     let before = bytes(&path);
     let status = migration_status(&path).unwrap();
     assert_eq!(status.state, SchemaState::UpToDate);
-    assert_eq!(status.db_version, 1);
+    assert_eq!(status.db_version, LATEST_VERSION);
     assert_eq!(status.pending, vec![]);
-    assert_eq!(status.applied.len(), 1);
+    assert_eq!(status.applied.len(), shipped_migrations().len());
     assert_eq!(status.applied[0].version, 1);
+    assert_eq!(status.applied[1].version, 2);
+    assert_eq!(status.applied[1].name, "bots_checks_without_in_lists");
     assert_eq!(status.applied[0].name, "create_bots");
     assert_eq!(status.applied[0].checksum, Some(v1().checksum));
     assert!(status.applied[0].applied_on.is_some());
@@ -162,13 +184,14 @@ fn status_reports_without_touching_the_file() {
     assert_eq!(bytes(&path), before);
 }
 
-/// A database as newer code would leave it: V1 and a V2 this code does not know.
+/// A database as newer code would leave it: V1, V2 and a V3 this code does not know.
 fn too_new_db() -> (tempfile::TempDir, std::path::PathBuf) {
     let (dir, path) = migrated_db();
     let mut conn = Connection::open(&path).unwrap();
     Runner::new(&[
         Migration::unapplied("V1__create_bots", V1_SQL).unwrap(),
-        Migration::unapplied("V2__add_future", "CREATE TABLE future (x INTEGER) STRICT;").unwrap(),
+        Migration::unapplied("V2__bots_checks_without_in_lists", V2_SQL).unwrap(),
+        Migration::unapplied("V3__add_future", "CREATE TABLE future (x INTEGER) STRICT;").unwrap(),
     ])
     .run(&mut conn)
     .unwrap();
@@ -191,24 +214,24 @@ fn a_newer_schema_is_refused_and_left_untouched() {
 
     let err = SqliteStore::open(&path).unwrap_err();
     assert!(
-        matches!(err, StoreError::SchemaTooNew { db: 2, code: 1, .. }),
+        matches!(err, StoreError::SchemaTooNew { db: 3, code: 2, .. }),
         "{err:?}"
     );
     let message = err.to_string();
     assert!(
-        message.contains("version 2") && message.contains("version 1"),
+        message.contains("version 3") && message.contains("version 2"),
         "{message}"
     );
     assert!(message.contains(&path.display().to_string()), "{message}");
 
     let err = migrate(&path).unwrap_err();
     assert!(
-        matches!(err, StoreError::SchemaTooNew { db: 2, code: 1, .. }),
+        matches!(err, StoreError::SchemaTooNew { db: 3, code: 2, .. }),
         "{err:?}"
     );
     let status = migration_status(&path).unwrap();
     assert_eq!(status.state, SchemaState::TooNew);
-    assert_eq!(status.db_version, 2);
+    assert_eq!(status.db_version, 3);
 
     assert_eq!(bytes(&path), before, "the database is untouched");
     // Not even the -wal/-shm companions of a WAL database appear.
@@ -289,8 +312,11 @@ fn a_history_version_that_is_no_migration_is_refused_by_open_migrate_and_status(
     let path = dir.path().join("botmaker.db");
     migrate(&path).unwrap();
     let conn = Connection::open(&path).unwrap();
-    conn.execute("UPDATE refinery_schema_history SET version = -1", [])
-        .unwrap();
+    conn.execute_batch(
+        "DELETE FROM refinery_schema_history WHERE version > 1; \
+         UPDATE refinery_schema_history SET version = -1;",
+    )
+    .unwrap();
     drop(conn);
     let before = bytes(&path);
 
@@ -402,7 +428,7 @@ fn assert_pending(path: &Path, db: u32) {
             ..
         } => {
             assert_eq!((*d, *code), (db, LATEST_VERSION));
-            assert_eq!(pending, &vec![v1()]);
+            assert_eq!(pending, &shipped_migrations());
         }
         other => panic!("expected MigrationsPending, got {other:?}"),
     }
@@ -410,14 +436,15 @@ fn assert_pending(path: &Path, db: u32) {
         err.to_string(),
         format!(
             "database {} has schema version {db}, this code needs version {LATEST_VERSION} \
-             (1 migration(s) pending)",
-            path.display()
+             ({} migration(s) pending)",
+            path.display(),
+            shipped_migrations().len()
         )
     );
     assert_eq!(bytes(path), before, "openers never migrate");
     assert_eq!(migration_status(path).unwrap().state, SchemaState::Pending);
     // `migrate` then makes it usable.
-    assert_eq!(migrate(path).unwrap().applied, vec![v1()]);
+    assert_eq!(migrate(path).unwrap().applied, shipped_migrations());
     SqliteStore::open(path).unwrap();
 }
 
@@ -472,9 +499,12 @@ fn a_database_still_in_its_wal_is_a_database() {
         .unwrap();
     assert_eq!(mode, "wal");
     conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-    Runner::new(&[Migration::unapplied("V1__create_bots", V1_SQL).unwrap()])
-        .run(&mut conn)
-        .unwrap();
+    Runner::new(&[
+        Migration::unapplied("V1__create_bots", V1_SQL).unwrap(),
+        Migration::unapplied("V2__bots_checks_without_in_lists", V2_SQL).unwrap(),
+    ])
+    .run(&mut conn)
+    .unwrap();
     let crashed = tempfile::tempdir().unwrap();
     let path = crashed.path().join("botmaker.db");
     for suffix in ["", "-wal"] {
@@ -495,8 +525,232 @@ fn a_database_still_in_its_wal_is_a_database() {
     let status = migration_status(&path).unwrap();
     assert_eq!(status.state, SchemaState::UpToDate);
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.schema_version(), 1);
+    assert_eq!(store.schema_version(), LATEST_VERSION);
     assert_eq!(store.integrity_check().unwrap(), Vec::<String>::new());
     drop(store);
     assert!(migrate(&path).unwrap().was_up_to_date());
+}
+
+/// Every column of every row, as SQLite stores it (types included), in id order.
+fn raw_rows(path: &Path) -> Vec<Vec<rusqlite::types::Value>> {
+    let conn = Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, name, ai_provider, model, channel_type, container_id, status, \
+             created_at, updated_at FROM bots ORDER BY id",
+        )
+        .unwrap();
+    stmt.query_map([], |r| {
+        (0..9)
+            .map(|i| r.get::<_, rusqlite::types::Value>(i))
+            .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// A database of the V1 schema, as released code made it, holding bots with every
+/// provider, channel and status, with and without a container, and timestamps at the
+/// edges of their range.
+fn v1_db_with_bots() -> (tempfile::TempDir, std::path::PathBuf) {
+    use botmaker_domain::{AiProvider, BotStatus, ChannelType};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("botmaker.db");
+    let mut conn = Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    Runner::new(&[Migration::unapplied("V1__create_bots", V1_SQL).unwrap()])
+        .run(&mut conn)
+        .unwrap();
+    let mut k = 0u32;
+    for provider in AiProvider::ALL {
+        for channel in ChannelType::ALL {
+            for status in BotStatus::ALL {
+                k += 1;
+                let container = k.is_multiple_of(2).then(|| format!("container-{k}"));
+                let created = if k == 1 { 0 } else { i64::from(k) * 1_000_003 };
+                // 9999-12-31T23:59:59.999999Z, the domain's last instant.
+                let updated = if k == 2 {
+                    253_402_300_799_999_999
+                } else {
+                    created + i64::from(k)
+                };
+                conn.execute(
+                    "INSERT INTO bots (id, name, ai_provider, model, channel_type, \
+                     container_id, status, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    rusqlite::params![
+                        format!("00000000-0000-4000-8000-{k:012}"),
+                        format!("bot-{k}"),
+                        provider.as_str(),
+                        format!("model-{}", k % 5),
+                        channel.as_str(),
+                        container,
+                        status.as_str(),
+                        created,
+                        updated
+                    ],
+                )
+                .unwrap();
+            }
+        }
+    }
+    drop(conn);
+    (dir, path)
+}
+
+/// The V2 table refuses what V1's refused: values outside the enumerations, ids not
+/// canonical, empty names, and taken ids or names.
+fn assert_v2_constraints(conn: &Connection) {
+    let insert = |id: &str, name: &str, provider: &str, channel: &str, status: &str| {
+        conn.execute(
+            "INSERT INTO bots (id, name, ai_provider, model, channel_type, status, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, 'm', ?4, ?5, 1, 1)",
+            rusqlite::params![id, name, provider, channel, status],
+        )
+    };
+    let good = "00000000-0000-4000-8000-999999999999";
+    for (what, result) in [
+        (
+            "an unknown provider",
+            insert(good, "new", "openai2", "slack", "created"),
+        ),
+        (
+            "an unknown channel",
+            insert(good, "new", "openai", "irc", "created"),
+        ),
+        (
+            "an unknown status",
+            insert(good, "new", "openai", "slack", "paused"),
+        ),
+        (
+            "an upper-case id",
+            insert(
+                &good.to_uppercase().replace('0', "A"),
+                "new",
+                "openai",
+                "slack",
+                "created",
+            ),
+        ),
+        (
+            "a short id",
+            insert("0000", "new", "openai", "slack", "created"),
+        ),
+        (
+            "an empty name",
+            insert(good, "", "openai", "slack", "created"),
+        ),
+    ] {
+        let err = result.unwrap_err();
+        assert!(
+            err.to_string().contains("CHECK constraint failed"),
+            "{what}: {err}"
+        );
+    }
+    let err = insert(
+        "00000000-0000-4000-8000-000000000001",
+        "other",
+        "openai",
+        "slack",
+        "created",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("UNIQUE constraint failed: bots.id"),
+        "{err}"
+    );
+    let err = insert(good, "bot-1", "openai", "slack", "created").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("UNIQUE constraint failed: bots.name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_v1_database_holding_bots_migrates_to_v2_with_every_row_and_constraint_kept() {
+    use botmaker_domain::{BotRepository, BotStatus};
+
+    let (_dir, path) = v1_db_with_bots();
+    let before = raw_rows(&path);
+    assert_eq!(before.len(), 6 * 6 * 6);
+
+    // Openers refuse it and leave it alone; `migrate` applies V2 only.
+    let bytes_before = bytes(&path);
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::MigrationsPending { db: 1, code: 2, pending, .. }
+            if pending.len() == 1 && pending[0].version == 2),
+        "{err:?}"
+    );
+    assert_eq!(bytes(&path), bytes_before);
+    let report = migrate(&path).unwrap();
+    assert_eq!((report.from_version, report.to_version), (1, 2));
+    assert_eq!(report.applied.len(), 1);
+    assert_eq!(report.applied[0].name, "bots_checks_without_in_lists");
+
+    // Every row, byte for byte and type for type.
+    assert_eq!(raw_rows(&path), before);
+
+    // The new table: the same indexes, the same constraints.
+    let conn = Connection::open(&path).unwrap();
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'bots'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(sql.contains("STRICT") && !sql.contains(" IN ("), "{sql}");
+    let mut indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'bots' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    indexes.sort();
+    assert_eq!(
+        indexes,
+        [
+            "bots_by_created",
+            "bots_by_status",
+            "sqlite_autoindex_bots_1",
+            "sqlite_autoindex_bots_2"
+        ],
+        "the unique id and name indexes, and the listing indexes"
+    );
+    assert!(
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name LIKE '%bots_v2%'",
+            [],
+            |r| r.get::<_, i64>(0)
+        )
+        .unwrap()
+            == 0
+    );
+    assert_v2_constraints(&conn);
+    drop(conn);
+
+    // The store works on it: every bot reads back, lists newest first, changes status.
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), Vec::<String>::new());
+    let listed = store.list(None).unwrap();
+    assert_eq!(listed.len(), before.len());
+    assert!(
+        listed
+            .windows(2)
+            .all(|w| (w[0].created_at, w[0].id) > (w[1].created_at, w[1].id))
+    );
+    let created = listed
+        .iter()
+        .find(|b| b.status == BotStatus::Created)
+        .unwrap();
+    let started = store.set_status(&created.id, BotStatus::Starting).unwrap();
+    assert_eq!(store.get(&created.id).unwrap(), started);
 }

@@ -11,6 +11,7 @@ use refinery::{Migration, Runner};
 use rusqlite::Connection;
 
 const V1_SQL: &str = include_str!("../../migrations/V1__create_bots.sql");
+const V2_SQL: &str = include_str!("../../migrations/V2__bots_checks_without_in_lists.sql");
 
 /// Every entry of a folder: its name and, for a file, its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
@@ -48,7 +49,8 @@ fn untouched<T>(dir: &Path, what: &str, f: impl FnOnce() -> T) -> T {
     out
 }
 
-const V2_FUTURE: &str = "CREATE TABLE future (x INTEGER) STRICT;";
+/// A migration newer than this code's newest.
+const V3_FUTURE: &str = "CREATE TABLE future (x INTEGER) STRICT;";
 
 fn run(conn: &mut Connection, migrations: &[(&str, &str)]) {
     let migrations: Vec<Migration> = migrations
@@ -61,7 +63,11 @@ fn run(conn: &mut Connection, migrations: &[(&str, &str)]) {
 fn too_new(conn: &mut Connection) {
     run(
         conn,
-        &[("V1__create_bots", V1_SQL), ("V2__add_future", V2_FUTURE)],
+        &[
+            ("V1__create_bots", V1_SQL),
+            ("V2__bots_checks_without_in_lists", V2_SQL),
+            ("V3__add_future", V3_FUTURE),
+        ],
     );
 }
 
@@ -79,7 +85,13 @@ fn damaged_applied_on(conn: &mut Connection) {
 }
 
 fn current(conn: &mut Connection) {
-    run(conn, &[("V1__create_bots", V1_SQL)]);
+    run(
+        conn,
+        &[
+            ("V1__create_bots", V1_SQL),
+            ("V2__bots_checks_without_in_lists", V2_SQL),
+        ],
+    );
 }
 
 /// A database built by `build` in WAL mode and closed cleanly: only the main file.
@@ -150,7 +162,7 @@ fn all_refuse(
 }
 
 fn is_too_new(e: &StoreError) -> bool {
-    matches!(e, StoreError::SchemaTooNew { db: 2, code: 1, .. })
+    matches!(e, StoreError::SchemaTooNew { db: 3, code: 2, .. })
 }
 
 fn is_diverged(e: &StoreError) -> bool {
@@ -158,7 +170,7 @@ fn is_diverged(e: &StoreError) -> bool {
 }
 
 fn status_too_new(s: &Result<botmaker_sqlite::MigrationStatus, StoreError>) -> bool {
-    matches!(s, Ok(s) if s.state == SchemaState::TooNew && s.db_version == 2)
+    matches!(s, Ok(s) if s.state == SchemaState::TooNew && s.db_version == 3)
 }
 
 fn status_diverged(s: &Result<botmaker_sqlite::MigrationStatus, StoreError>) -> bool {
@@ -205,7 +217,7 @@ fn a_history_that_lives_only_in_the_wal_is_seen_and_nothing_changes() {
         assert_eq!(status.state, SchemaState::UpToDate, "{what}");
         // An accepted open may use (and recover) the WAL; it still sees the history.
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.schema_version(), 1);
+        assert_eq!(store.schema_version(), botmaker_sqlite::LATEST_VERSION);
         assert_eq!(store.integrity_check().unwrap(), Vec::<String>::new());
     }
 }

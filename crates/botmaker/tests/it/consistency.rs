@@ -219,3 +219,42 @@ fn rotate_replaces_an_existing_secret_and_refuses_a_new_name() {
     );
     assert_eq!(bm.list_secrets(&alpha).unwrap().len(), 3);
 }
+
+#[test]
+fn a_bots_secrets_load_in_one_call() {
+    let install = Install::new();
+    let bm = install.open();
+    bm.create_bot(&new_bot("alpha"), &required()).unwrap();
+    bm.create_bot(&new_bot("bare"), &[]).unwrap();
+    let alpha = bm.resolve(&"alpha".parse().unwrap()).unwrap();
+    let bare = bm.resolve(&"bare".parse().unwrap()).unwrap();
+
+    // In the order asked: what the bot's runtime loads at start.
+    let values = bm.get_secrets(&alpha, &alpha.required_secrets()).unwrap();
+    let got: Vec<&[u8]> = values
+        .iter()
+        .map(botmaker::secrets::SecretValue::expose)
+        .collect();
+    let expected: Vec<&[u8]> = required().iter().map(|(_, v)| *v).collect();
+    assert_eq!(got, expected);
+    // All of them, by name.
+    let all: Vec<(String, Vec<u8>)> = bm
+        .get_all_secrets(&alpha)
+        .unwrap()
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v.expose().to_vec()))
+        .collect();
+    let mut expected: Vec<(String, Vec<u8>)> = required()
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v.to_vec()))
+        .collect();
+    expected.sort();
+    assert_eq!(all, expected);
+    // A bot created without secrets has none, and asking for one names it.
+    assert!(bm.get_all_secrets(&bare).unwrap().is_empty());
+    let err = bm.get_secrets(&bare, &bare.required_secrets()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Secrets(SecretsError::NotFound { name, .. }) if name.as_str() == "ai_api_key"),
+        "{err}"
+    );
+}

@@ -2,11 +2,14 @@
 //! crashes, and the doctor's findings.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(feature = "tokio")]
+mod aio;
 mod backup;
 mod consistency;
 mod doctor;
 mod owner;
 mod power_cut;
+mod redaction;
 mod repair_races;
 
 use botmaker::domain::{NewBot, SecretName};
