@@ -425,7 +425,7 @@ pub(crate) fn remove(root: &Root, bot: &BotId, name: &SecretName) -> Result<()> 
 
 /// Sets a secret file's mode to `0600` when the policy says the mode is all that is
 /// wrong with it: opened without following a link, and judged again by the `fstat`
-/// of that descriptor (the same inode as `seen`). `true` if done.
+/// of that descriptor (the same inode as `seen`), then `fsync`ed. `true` if done.
 pub(crate) fn repair_mode(
     root: &Root,
     policy: FilePolicy,
@@ -448,6 +448,8 @@ pub(crate) fn repair_mode(
         && now.ino == seen.ino
         && policy.judge(&now).mode_is_repairable()
         && fchmod(&fd, Mode::from_bits_truncate(FILE_MODE)).is_ok()
+        // A mode is inode metadata: durable only once the inode itself is fsynced.
+        && fsync(fd.as_fd()).is_ok()
 }
 
 /// Whether a bot directory's entry is one of the store's temporary files.
