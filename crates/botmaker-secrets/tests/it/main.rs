@@ -24,3 +24,4 @@ mod platform;
 mod policy;
 mod redaction;
 mod replace;
+mod zeroize;
