@@ -12,12 +12,19 @@ use anyhow::{Context, Result, bail};
 use crate::ci::workspace_root;
 
 /// The parts of the run: the examined files (`examine_globs` of
-/// `.cargo/mutants.toml`) of one package each.
-pub(crate) const PARTS: &[(&str, &str)] = &[
-    ("domain", "botmaker-domain"),
-    ("secrets", "botmaker-secrets"),
-    ("sqlite", "botmaker-sqlite"),
-    ("facade", "botmaker"),
+/// `.cargo/mutants.toml`) of one package each, and the packages whose tests judge
+/// its mutants. The secrets store's durability order (an fsync after each unlink,
+/// rename or fchmod) is checked by the facade's strace tests (`power_cut.rs`), so the
+/// facade's tests run for its mutants too.
+pub(crate) const PARTS: &[(&str, &str, &[&str])] = &[
+    ("domain", "botmaker-domain", &["botmaker-domain"]),
+    (
+        "secrets",
+        "botmaker-secrets",
+        &["botmaker-secrets", "botmaker"],
+    ),
+    ("sqlite", "botmaker-sqlite", &["botmaker-sqlite"]),
+    ("facade", "botmaker", &["botmaker"]),
 ];
 
 /// What to run: one part or all, optionally only the mutants a diff touches, or one
@@ -40,15 +47,15 @@ pub(crate) fn run(sel: &Selection) -> Result<()> {
     if !installed {
         bail!("cargo-mutants is not installed: cargo install cargo-mutants --locked");
     }
-    let package = if sel.part == "all" {
+    let part = if sel.part == "all" {
         None
     } else {
-        match PARTS.iter().find(|(name, _)| *name == sel.part) {
-            Some((_, package)) => Some(*package),
+        match PARTS.iter().find(|(name, _, _)| *name == sel.part) {
+            Some(part) => Some(part),
             None => bail!(
                 "unknown part {:?}: one of all, {}",
                 sel.part,
-                PARTS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                PARTS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
             ),
         }
     };
@@ -56,8 +63,18 @@ pub(crate) fn run(sel: &Selection) -> Result<()> {
     // In place: copying the tree would copy (or rebuild) all of `target/`. The source
     // is restored after each mutant; do not edit the tree while it runs.
     cmd.args(["mutants", "--in-place", "--no-shuffle"]);
-    if let Some(package) = package {
-        cmd.args(["--package", package]);
+    match part {
+        Some((_, package, tests)) => {
+            cmd.args(["--package", package]);
+            for t in *tests {
+                cmd.args(["--test-package", t]);
+            }
+        }
+        // Every package's mutants judged by the tests of the packages listed for it
+        // would take a run per part; `all` runs the whole workspace's tests instead.
+        None => {
+            cmd.args(["--test-workspace", "true"]);
+        }
     }
     if let Some(diff) = &sel.in_diff {
         let diff_file = root.join("target/mutants.diff");
