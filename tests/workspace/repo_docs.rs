@@ -55,3 +55,30 @@ fn the_xtask_alias_exists() {
         "{config}"
     );
 }
+
+/// Every file `.cargo/mutants.toml` examines exists (a renamed module would otherwise
+/// drop out of mutation testing without a word), and TESTING.md, which gives the
+/// figures, is linked from README.md.
+#[test]
+fn the_mutation_testing_config_names_existing_files() {
+    let config = read(".cargo/mutants.toml");
+    let start = config
+        .find("examine_globs = [")
+        .expect("examine_globs in .cargo/mutants.toml");
+    let end = start + config[start..].find(']').unwrap();
+    let files: Vec<&str> = config[start..end]
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| l.starts_with('"'))
+        .map(|l| l.trim_end_matches(',').trim_matches('"'))
+        .collect();
+    assert!(files.len() >= 10, "{files:?}");
+    for f in files {
+        assert!(
+            root().join(f).is_file(),
+            ".cargo/mutants.toml names {f}, which does not exist"
+        );
+    }
+    assert!(read("README.md").contains("TESTING.md"));
+}

@@ -7,13 +7,16 @@
 //!   (`../shared/bench/WORKLOAD.md`), the `botmaker-bench` binary in a release build.
 //! - `cargo xtask stress [--secs S] [--seed X]`: the reliability campaign
 //!   (RELIABILITY.md), the `botmaker-stress` binary.
+//! - `cargo xtask mutants [--part P] [--in-diff REF] [--shard K/N]`: mutation testing of
+//!   the modules that carry the invariants with cargo-mutants (TESTING.md).
 //!
-//! Every command but `ci` hands its arguments to a binary of the workspace with
+//! Every command but `ci` and `mutants` hands its arguments to a binary of the workspace with
 //! `cargo run`, so xtask depends on none of our crates: building it compiles no SQLite,
 //! and `cargo xtask ci` can say what `cargo fmt --check` thinks before anything slow.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line program
 
 mod ci;
+mod mutants;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -59,6 +62,22 @@ enum Command {
         #[arg(long)]
         only_async: bool,
     },
+    /// Mutation testing (cargo-mutants) of the modules that carry the invariants
+    /// (TESTING.md, .cargo/mutants.toml).
+    Mutants {
+        /// Which files: all, domain, secrets, sqlite or facade.
+        #[arg(long, default_value = "all")]
+        part: String,
+        /// Only the mutants in lines changed since this git revision (a merge base).
+        #[arg(long, value_name = "REF")]
+        in_diff: Option<String>,
+        /// Only shard K of N (0-based), as `K/N`.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+        /// More arguments for cargo-mutants (after `--`), e.g. `-- --list`.
+        #[arg(last = true)]
+        extra: Vec<String>,
+    },
     /// Run the reliability campaign: crashes, contention, hostile input (RELIABILITY.md).
     Stress {
         /// How long to run, in seconds.
@@ -86,6 +105,18 @@ fn main() -> ExitCode {
             cargo_run(&["--quiet", "--package", "botmaker-cli"], &args)
         }
         Command::Ci => ci::run().map(|()| ExitCode::SUCCESS),
+        Command::Mutants {
+            part,
+            in_diff,
+            shard,
+            extra,
+        } => mutants::run(&mutants::Selection {
+            part,
+            in_diff,
+            shard,
+            extra,
+        })
+        .map(|()| ExitCode::SUCCESS),
         Command::Stress { secs, seed } => {
             let mut args: Vec<OsString> = vec!["--secs".into(), secs.to_string().into()];
             if let Some(seed) = seed {

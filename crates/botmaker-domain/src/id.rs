@@ -147,6 +147,43 @@ mod tests {
         }
     }
 
+    /// The reason of each refusal says what is wrong: the length, or the shape (also
+    /// when no position is right, and when every hex digit is but no hyphen is).
+    #[test]
+    fn each_refusal_gives_its_reason() {
+        let reason = |s: &str| match BotId::parse(s) {
+            Err(DomainError::InvalidBotId { reason, .. }) => reason,
+            other => panic!("{s:?}: {other:?}"),
+        };
+        for short in ["", "0", "0192f5a4-1b2c-7d3e-8f40-11223344556"] {
+            assert_eq!(
+                reason(short),
+                "expected 36 characters: 8-4-4-4-12 hexadecimal digits",
+                "{short:?}"
+            );
+        }
+        for shape in [
+            "g".repeat(36),
+            "0192f5a4x1b2cx7d3ex8f40x112233445566".to_owned(),
+            "0192f5a4-1b2c-7d3e-8f40-11223344556g".to_owned(),
+        ] {
+            assert_eq!(
+                reason(&shape),
+                "expected 8-4-4-4-12 hexadecimal digits separated by '-'",
+                "{shape:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_shows_the_canonical_id() {
+        let id = BotId::parse("0192F5A4-1B2C-7D3E-8F40-112233445566").unwrap();
+        assert_eq!(
+            format!("{id:?}"),
+            "BotId(0192f5a4-1b2c-7d3e-8f40-112233445566)"
+        );
+    }
+
     #[test]
     fn the_fast_path_accepts_exactly_the_shape_the_loop_accepts() {
         let good = "0192f5a4-1b2c-7d3e-8f40-112233445566";

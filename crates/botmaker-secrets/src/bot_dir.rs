@@ -335,11 +335,13 @@ pub(crate) fn mode_ok(meta: &Meta) -> bool {
 }
 
 /// Sets a bot directory's mode to 0700 through its descriptor, if it is a directory
-/// owned by the expected owner; `true` if done.
+/// owned by the expected owner, then `fsync`s it (a mode is inode metadata); `true`
+/// if done.
 pub(crate) fn repair_mode(root: &Root, dir: BorrowedFd<'_>, meta: &Meta) -> bool {
     meta.kind == Kind::Dir
         && meta.uid == root.expected_uid()
         && fchmod(dir, Mode::from_bits_truncate(DIR_MODE)).is_ok()
+        && fsync(dir).is_ok()
 }
 
 /// The bot id a directory name is the canonical rendering of.

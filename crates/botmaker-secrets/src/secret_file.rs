@@ -504,7 +504,7 @@ pub(crate) fn remove(root: &Root, bot: &BotId, name: &SecretName) -> Result<()> 
 
 /// Sets a secret file's mode to `0600` when the policy says the mode is all that is
 /// wrong with it: opened without following a link, and judged again by the `fstat`
-/// of that descriptor (the same inode as `seen`). `true` if done.
+/// of that descriptor (the same inode as `seen`), then `fsync`ed. `true` if done.
 pub(crate) fn repair_mode(
     root: &Root,
     policy: FilePolicy,
@@ -527,6 +527,8 @@ pub(crate) fn repair_mode(
         && now.ino == seen.ino
         && policy.judge(&now).mode_is_repairable()
         && fchmod(&fd, Mode::from_bits_truncate(FILE_MODE)).is_ok()
+        // A mode is inode metadata: durable only once the inode itself is fsynced.
+        && fsync(fd.as_fd()).is_ok()
 }
 
 /// Whether a bot directory's entry is one of the store's temporary files.
@@ -623,6 +625,44 @@ mod tests {
         expected_uid: 1000,
         max: 100,
     };
+
+    /// The repair opens the entry without blocking: a FIFO swapped in after the audit
+    /// saw a regular file (no writer on it) must not hang the doctor, and is left
+    /// alone (another inode than the one judged). Run in a thread so that a blocking
+    /// open fails the test instead of hanging it.
+    #[test]
+    fn repair_mode_never_blocks_on_a_fifo_swapped_in() {
+        let tmp = tempfile::tempdir().unwrap();
+        for resolver in [
+            crate::root::Resolver::Openat2,
+            crate::root::Resolver::NoFollow,
+        ] {
+            let dir = tmp.path().join(format!("{resolver:?}"));
+            let root = Root::open(&dir, None, Some(resolver)).unwrap();
+            std::fs::write(dir.join("ai_api_key"), b"v").unwrap();
+            let seen = Meta::of_entry(root.fd(), OsStr::new("ai_api_key")).unwrap();
+            std::fs::remove_file(dir.join("ai_api_key")).unwrap();
+            nix::unistd::mkfifo(&dir.join("ai_api_key"), Mode::from_bits_truncate(0o644)).unwrap();
+            let policy = FilePolicy::new(root.expected_uid(), 100);
+            let (done, finished) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let fixed = repair_mode(&root, policy, root.fd(), OsStr::new("ai_api_key"), &seen);
+                let _ = done.send(fixed);
+            });
+            let fixed = finished
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("{resolver:?}: repair_mode blocked opening a FIFO"));
+            assert!(!fixed, "{resolver:?}: a FIFO was repaired");
+            let mode = std::os::unix::fs::MetadataExt::mode(
+                &std::fs::symlink_metadata(dir.join("ai_api_key")).unwrap(),
+            );
+            assert_eq!(
+                mode & 0o7777,
+                0o644,
+                "{resolver:?}: the FIFO's mode changed"
+            );
+        }
+    }
 
     #[test]
     fn exactly_0600_and_0400_are_accepted_among_every_mode() {

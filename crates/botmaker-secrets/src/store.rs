@@ -560,11 +560,46 @@ mod tests {
         assert_send_sync::<SecretsStore>();
     }
 
+    /// The kernel's own answer, asked directly (not through the store's probe):
+    /// `openat2` of a path descriptor of `/` with `RESOLVE_NO_SYMLINKS` (Linux 5.6 and
+    /// later; a seccomp filter may answer `ENOSYS` or `EPERM` instead).
+    fn kernel_openat2() -> nix::Result<()> {
+        let how = nix::fcntl::OpenHow::new()
+            .flags(nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC)
+            .resolve(nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS);
+        nix::fcntl::openat2(nix::fcntl::AT_FDCWD, "/", how).map(drop)
+    }
+
+    /// The kernel release's major and minor numbers.
+    fn kernel_version() -> (u32, u32) {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut parts = release
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    }
+
     #[test]
     fn probe_picks_openat2_on_this_kernel_or_falls_back() {
         let tmp = tempfile::tempdir().unwrap();
         let store = SecretsStore::open(tmp.path()).unwrap();
-        // Either is acceptable; the call must not fail.
-        let _ = store.uses_openat2();
+        let direct = kernel_openat2();
+        let version = kernel_version();
+        assert_eq!(
+            store.uses_openat2(),
+            direct.is_ok(),
+            "the store's probe disagrees with a direct openat2 call ({direct:?}) on kernel \
+             {version:?}"
+        );
+        match direct {
+            // Linux 5.6 brought openat2: an older kernel cannot have it.
+            Ok(()) => assert!(version >= (5, 6), "openat2 works on kernel {version:?}"),
+            // Without it the store falls back, which only ENOSYS (old kernel) or EPERM
+            // (a seccomp filter) explain.
+            Err(e) => assert!(
+                matches!(e, nix::errno::Errno::ENOSYS | nix::errno::Errno::EPERM),
+                "openat2 failed on kernel {version:?} with {e}"
+            ),
+        }
     }
 }

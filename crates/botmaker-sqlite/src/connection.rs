@@ -68,6 +68,11 @@ pub(crate) fn open(
     .map_err(|e| sqlite_err(path, "opening", e))?;
     conn.busy_timeout(busy_timeout)
         .map_err(|e| sqlite_err(path, "setting busy_timeout", e))?;
+    if matches!(role, Role::Migrate | Role::Write | Role::Read) {
+        let expected = i64::try_from(busy_timeout.as_millis()).unwrap_or(i64::MAX);
+        let actual = read_back(&conn, path)?.busy_timeout_ms;
+        expect(path, "busy_timeout", expected, actual)?;
+    }
     Ok(conn)
 }
 
@@ -96,16 +101,86 @@ pub(crate) fn configure(conn: &Connection, path: &Path, role: Role) -> Result<()
             conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         }
         Role::Read => {
-            // No journal mode or `synchronous`: the writer sets WAL in the file, and
-            // a read-only connection neither can nor needs to.
+            // No journal mode: the writer sets WAL in the file, and a read-only
+            // connection cannot. `synchronous` as on the writer, so that every
+            // connection of the store reads back the same settings.
             pragmas(&|| {
+                conn.pragma_update(None, "synchronous", "NORMAL")?;
                 conn.pragma_update(None, "foreign_keys", "ON")?;
                 conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)
             })?;
             conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         }
     }
+    if role != Role::Inspect && role != Role::InspectCopy {
+        // Read back: SQLite ignores a pragma it does not accept (or one set inside a
+        // transaction) without an error, so the answer is checked, not assumed.
+        let got = read_back(conn, path)?;
+        if !got.journal_mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::NotWal {
+                path: path.to_owned(),
+                mode: got.journal_mode,
+            });
+        }
+        expect(path, "synchronous", SYNCHRONOUS_NORMAL, got.synchronous)?;
+        expect(path, "foreign_keys", 1, i64::from(got.foreign_keys))?;
+    }
     Ok(())
+}
+
+/// `PRAGMA synchronous`'s answer for `NORMAL`.
+const SYNCHRONOUS_NORMAL: i64 = 1;
+
+/// The settings of one connection as SQLite reports them (`PRAGMA journal_mode`,
+/// `synchronous`, `foreign_keys`, `busy_timeout`): what the store checks after setting
+/// them on each connection it opens, and what tests read back from every connection.
+#[doc(hidden)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    /// `PRAGMA journal_mode`, lowercase (`wal`).
+    pub journal_mode: String,
+    /// `PRAGMA synchronous`: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
+    pub synchronous: i64,
+    /// `PRAGMA foreign_keys`.
+    pub foreign_keys: bool,
+    /// `PRAGMA busy_timeout`, in milliseconds.
+    pub busy_timeout_ms: i64,
+}
+
+/// Reads a connection's settings back from SQLite.
+pub(crate) fn read_back(conn: &Connection, path: &Path) -> Result<ConnectionSettings, StoreError> {
+    let get = |pragma: &'static str| {
+        conn.pragma_query_value(None, pragma, |row| row.get::<_, rusqlite::types::Value>(0))
+            .map_err(|e| sqlite_err(path, "reading pragmas", e))
+    };
+    let int = |v: rusqlite::types::Value| match v {
+        rusqlite::types::Value::Integer(i) => i,
+        _ => -1,
+    };
+    let journal_mode = match get("journal_mode")? {
+        rusqlite::types::Value::Text(t) => t.to_ascii_lowercase(),
+        other => format!("{other:?}"),
+    };
+    Ok(ConnectionSettings {
+        journal_mode,
+        synchronous: int(get("synchronous")?),
+        foreign_keys: int(get("foreign_keys")?) == 1,
+        busy_timeout_ms: int(get("busy_timeout")?),
+    })
+}
+
+/// Refuses a setting SQLite reports with another value than the one set.
+fn expect(path: &Path, pragma: &'static str, expected: i64, actual: i64) -> Result<(), StoreError> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(StoreError::PragmaNotSet {
+            path: path.to_owned(),
+            pragma,
+            expected,
+            actual,
+        })
+    }
 }
 
 /// `file:<path>?immutable=1`, the path percent-encoded (a `?`, `#` or `%` in it would

@@ -117,6 +117,23 @@ pub enum StoreError {
         mode: String,
     },
 
+    /// A per-connection setting did not take: SQLite reports another value than the
+    /// one the store set (`synchronous`, `foreign_keys`, `busy_timeout`).
+    #[error(
+        "database {path}: pragma {pragma} is {actual} instead of {expected}",
+        path = path.display()
+    )]
+    PragmaNotSet {
+        /// The database.
+        path: PathBuf,
+        /// The pragma.
+        pragma: &'static str,
+        /// The value set.
+        expected: i64,
+        /// The value SQLite reported.
+        actual: i64,
+    },
+
     /// SQLite failed.
     #[error("database {path}: {operation} failed: {source}{hint}", path = path.display(), hint = hint(source))]
     Sqlite {
@@ -191,6 +208,7 @@ impl StoreError {
             | Self::MigrationsDiverged { .. }
             | Self::HotJournal { .. }
             | Self::NotWal { .. }
+            | Self::PragmaNotSet { .. }
             | Self::Io { .. } => false,
         }
     }

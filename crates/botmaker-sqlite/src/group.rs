@@ -233,8 +233,8 @@ impl Writer {
         }
     }
 
-    /// The writer connection, for work outside the queue (tests).
-    #[cfg(test)]
+    /// The writer connection, for work outside the queue (tests, and reading its
+    /// settings back).
     pub(crate) fn lock_conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }

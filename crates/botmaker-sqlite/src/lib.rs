@@ -33,8 +33,11 @@
 //! # The database
 //!
 //! - Journal mode WAL, `synchronous=NORMAL`, `foreign_keys=ON`, an explicit busy
-//!   timeout; one writer connection whose every write runs in a `BEGIN IMMEDIATE`
-//!   transaction, and a pool of read-only connections that read in parallel with it.
+//!   timeout, each read back from SQLite on every connection the store opens (the
+//!   writer and each reader): a setting that did not take fails the open with
+//!   [`StoreError::NotWal`] or [`StoreError::PragmaNotSet`]. One writer connection
+//!   whose every write runs in a `BEGIN IMMEDIATE` transaction, and a pool of
+//!   read-only connections that read in parallel with it.
 //! - Group commit: writes that threads make while another write runs queue up, and the
 //!   thread at the front runs them all in one transaction, each in its own savepoint.
 //!   Every call still returns its own result after the commit that holds its change: a
@@ -85,6 +88,8 @@ mod schema;
 mod snapshot;
 mod store;
 
+#[doc(hidden)]
+pub use connection::ConnectionSettings;
 pub use error::StoreError;
 pub use group::WriteStats;
 pub use inspect::{MigrationStatus, SchemaState, migration_status};

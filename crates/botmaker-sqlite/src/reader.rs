@@ -47,6 +47,14 @@ impl ReaderPool {
         }
     }
 
+    /// Every connection in turn (each locked while `f` runs on it).
+    pub(crate) fn each<T>(&self, mut f: impl FnMut(&Connection) -> T) -> Vec<T> {
+        self.slots
+            .iter()
+            .map(|slot| f(&slot.lock().unwrap_or_else(PoisonError::into_inner)))
+            .collect()
+    }
+
     /// A connection for one statement: this thread's home slot if free, else any free
     /// one, else the home slot once it is free.
     // `inline`: every read takes a connection, from another module; this lets the

@@ -12,7 +12,7 @@ use botmaker_domain::{
 };
 use rusqlite::{Connection, ErrorCode, params};
 
-use crate::connection::{self, Role, sqlite_err};
+use crate::connection::{self, ConnectionSettings, Role, sqlite_err};
 use crate::error::is_busy;
 use crate::group::{Failure, Writer};
 use crate::inspect::{DbState, inspect};
@@ -279,6 +279,22 @@ impl SqliteStore {
                 .and_then(|f| f.sync_all())
                 .map_err(io("fsync", dir))
         })
+    }
+
+    /// The settings of every connection of this store as SQLite reports them: the
+    /// writer first, then each reader. For tests, which check that every connection
+    /// (not only the first) has WAL, `synchronous=NORMAL`, `foreign_keys=ON` and the
+    /// busy timeout.
+    #[doc(hidden)]
+    pub fn connection_settings(&self) -> Result<Vec<ConnectionSettings>, StoreError> {
+        let mut all = vec![connection::read_back(&self.writer.lock_conn(), &self.path)?];
+        for settings in self
+            .readers
+            .each(|conn| connection::read_back(conn, &self.path))
+        {
+            all.push(settings?);
+        }
+        Ok(all)
     }
 
     /// SQLite's `PRAGMA quick_check`: the problems found, empty when the database is

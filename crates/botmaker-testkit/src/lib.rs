@@ -6,6 +6,8 @@
 //! - [`hostile`]: one corpus of hostile inputs (traversal, separators, control bytes,
 //!   UUID look-alikes, oversized values).
 //! - [`scratch`]: scratch directories that are kept, and named, when a test fails.
+//! - [`names`]: near-valid names (one bad byte, UUID shapes, boundary lengths) and
+//!   independent oracles for the validators' property tests.
 //! - [`strace`]: parsing `strace -f` output, for the tests of durability order.
 //! - [`conformance`] and [`model`]: the repository conformance suite and the model
 //!   proptest, as public functions that take a store constructor, so every
@@ -19,6 +21,7 @@
 pub mod conformance;
 pub mod hostile;
 pub mod model;
+pub mod names;
 pub mod rng;
 pub mod scratch;
 pub mod strace;

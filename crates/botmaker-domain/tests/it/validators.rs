@@ -9,6 +9,7 @@ use botmaker_domain::{
     AiProvider, BotId, BotName, BotStatus, ChannelType, ContainerId, DomainError, ModelName,
     SecretName, Timestamp,
 };
+use botmaker_testkit::names::{accept_rate, near_valid, oracle, uuid_shaped};
 use proptest::prelude::*;
 
 /// Inputs no validator of a name may accept.
@@ -149,42 +150,69 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn bot_names_accepted_round_trip_and_are_one_component(s in "[a-z0-9-]{1,70}") {
-        if let Ok(n) = BotName::parse(&s) {
-            check_roundtrip::<BotName>(&s);
-            prop_assert!(is_one_plain_component(n.as_str()));
-            prop_assert!(n.as_str().len() <= 63);
-            prop_assert!(!s.starts_with('-') && !s.ends_with('-'));
-        } else {
-            prop_assert!(s.len() > 63 || s.starts_with('-') || s.ends_with('-') || BotId::parse(&s).is_ok());
-        }
-    }
-
-    #[test]
-    fn any_string_accepted_as_bot_name_is_one_component(s in any::<String>()) {
-        if BotName::parse(&s).is_ok() {
-            prop_assert!(is_one_plain_component(&s));
-        }
-    }
-
-    #[test]
-    fn secret_names_accepted_round_trip_and_are_one_component(s in "[a-z0-9_]{1,70}") {
-        match SecretName::parse(&s) {
+    fn bot_names_get_the_oracles_verdict(s in near_valid("a-z0-9-", BotName::MAX_LEN)) {
+        match BotName::parse(&s) {
             Ok(n) => {
-                check_roundtrip::<SecretName>(&s);
+                prop_assert!(oracle::bot_name(&s), "accepted: {:?}", s);
+                check_roundtrip::<BotName>(&s);
                 prop_assert!(is_one_plain_component(n.as_str()));
-                prop_assert!(s.len() <= 64 && !s.starts_with('_'));
             }
             Err(e) => {
-                prop_assert!(s.len() > 64 || s.starts_with('_'), "{}", e);
+                prop_assert!(!oracle::bot_name(&s), "refused: {:?} ({})", s, e);
+                prop_assert!(matches!(e, DomainError::InvalidBotName { .. }), "{}", e);
             }
         }
     }
 
     #[test]
-    fn any_string_accepted_as_secret_name_is_one_component(s in any::<String>()) {
-        if SecretName::parse(&s).is_ok() {
-            prop_assert!(is_one_plain_component(&s));
+    fn secret_names_get_the_oracles_verdict(s in near_valid("a-z0-9_", SecretName::MAX_LEN)) {
+        match SecretName::parse(&s) {
+            Ok(n) => {
+                prop_assert!(oracle::secret_name(&s), "accepted: {:?}", s);
+                check_roundtrip::<SecretName>(&s);
+                prop_assert!(is_one_plain_component(n.as_str()));
+            }
+            Err(e) => {
+                prop_assert!(!oracle::secret_name(&s), "refused: {:?} ({})", s, e);
+                prop_assert!(matches!(e, DomainError::InvalidSecretName { .. }), "{}", e);
+            }
+        }
+    }
+
+    #[test]
+    fn bot_ids_get_the_oracles_verdict(s in near_valid("0-9a-fA-F-", BotId::LEN)) {
+        match BotId::parse(&s) {
+            Ok(id) => {
+                prop_assert!(oracle::bot_id(&s), "accepted: {:?}", s);
+                prop_assert!(is_one_plain_component(&s));
+                prop_assert_eq!(id.to_string(), s.to_lowercase());
+            }
+            Err(e) => {
+                prop_assert!(!oracle::bot_id(&s), "refused: {:?} ({})", s, e);
+                prop_assert!(matches!(e, DomainError::InvalidBotId { .. }), "{}", e);
+            }
+        }
+    }
+
+    #[test]
+    fn model_names_get_the_oracles_verdict(s in near_valid("A-Za-z0-9._:/@+-", ModelName::MAX_LEN)) {
+        match ModelName::parse(&s) {
+            Ok(_) => {
+                prop_assert!(oracle::model_name(&s), "accepted: {:?}", s);
+                check_roundtrip::<ModelName>(&s);
+            }
+            Err(e) => prop_assert!(!oracle::model_name(&s), "refused: {:?} ({})", s, e),
+        }
+    }
+
+    #[test]
+    fn container_ids_get_the_oracles_verdict(s in near_valid("A-Za-z0-9_.-", ContainerId::MAX_LEN)) {
+        match ContainerId::parse(&s) {
+            Ok(_) => {
+                prop_assert!(oracle::container_id(&s), "accepted: {:?}", s);
+                check_roundtrip::<ContainerId>(&s);
+            }
+            Err(e) => prop_assert!(!oracle::container_id(&s), "refused: {:?} ({})", s, e),
         }
     }
 
@@ -197,33 +225,6 @@ proptest! {
         let parsed = BotId::parse(&input).unwrap();
         prop_assert_eq!(parsed, id);
         prop_assert_eq!(parsed.to_string(), canonical);
-    }
-
-    #[test]
-    fn any_string_accepted_as_bot_id_is_36_chars_and_one_component(s in any::<String>()) {
-        if let Ok(id) = BotId::parse(&s) {
-            prop_assert!(is_one_plain_component(&s));
-            prop_assert_eq!(id.to_string(), s.to_lowercase());
-        }
-    }
-
-    #[test]
-    fn model_names_round_trip(s in "[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,140}") {
-        if ModelName::parse(&s).is_ok() {
-            check_roundtrip::<ModelName>(&s);
-            prop_assert!(s.len() <= 128 && !s.contains("..") && !s.contains("//"));
-        } else {
-            prop_assert!(s.len() > 128 || s.contains("..") || s.contains("//") || s.ends_with('/'));
-        }
-    }
-
-    #[test]
-    fn container_ids_round_trip(s in "[A-Za-z0-9][A-Za-z0-9_.-]{0,140}") {
-        if ContainerId::parse(&s).is_ok() {
-            check_roundtrip::<ContainerId>(&s);
-        } else {
-            prop_assert!(s.len() > 128);
-        }
     }
 
     #[test]
@@ -255,14 +256,102 @@ proptest! {
     #[test]
     fn transitions_follow_the_table(from in 0usize..6, to in 0usize..6) {
         let (from, to) = (BotStatus::ALL[from], BotStatus::ALL[to]);
+        let allowed = TRANSITIONS.contains(&(from.as_str(), to.as_str()));
+        prop_assert_eq!(from.can_transition_to(to), allowed, "{} -> {}", from, to);
         match from.transition(to) {
-            Ok(next) => prop_assert_eq!(next, to),
+            Ok(next) => {
+                prop_assert!(allowed, "{} -> {} is not in the table", from, to);
+                prop_assert_eq!(next, to);
+            }
             Err(e) => {
-                prop_assert_eq!(e.clone(), DomainError::InvalidTransition { from, to });
-                prop_assert!(to != BotStatus::Failed);
+                prop_assert!(!allowed, "{} -> {} is in the table", from, to);
+                prop_assert_eq!(e, DomainError::InvalidTransition { from, to });
             }
         }
     }
+}
+
+/// The lifecycle, written out here (from the table in `BotStatus`'s documentation)
+/// rather than derived from the code: any status may go to `failed`.
+const TRANSITIONS: &[(&str, &str)] = &[
+    ("created", "starting"),
+    ("starting", "running"),
+    ("running", "stopping"),
+    ("stopping", "stopped"),
+    ("stopped", "starting"),
+    ("failed", "starting"),
+    ("created", "failed"),
+    ("starting", "failed"),
+    ("running", "failed"),
+    ("stopping", "failed"),
+    ("stopped", "failed"),
+    ("failed", "failed"),
+];
+
+/// The transition property sees all 36 pairs (6 × 6 drawn 256 times would miss some
+/// only with tiny odds; here every pair is checked once, deterministically).
+#[test]
+fn every_pair_of_statuses_is_judged_by_the_table() {
+    let mut allowed = 0;
+    for &from in BotStatus::ALL {
+        for &to in BotStatus::ALL {
+            let listed = TRANSITIONS.contains(&(from.as_str(), to.as_str()));
+            assert_eq!(from.can_transition_to(to), listed, "{from} -> {to}");
+            assert_eq!(from.transition(to).is_ok(), listed, "{from} -> {to}");
+            allowed += usize::from(listed);
+        }
+    }
+    assert_eq!(allowed, TRANSITIONS.len());
+}
+
+/// The near-valid strategies draw both verdicts often, so the properties above run
+/// their accepted branch and their refused branch (an `any::<String>()` strategy drew
+/// 0 accepted names in 512).
+#[test]
+fn near_valid_strategies_draw_both_verdicts() {
+    type Case = (&'static str, BoxedStrategy<String>, fn(&str) -> bool);
+    let cases: [Case; 5] = [
+        (
+            "bot name",
+            near_valid("a-z0-9-", BotName::MAX_LEN),
+            oracle::bot_name,
+        ),
+        (
+            "secret name",
+            near_valid("a-z0-9_", SecretName::MAX_LEN),
+            oracle::secret_name,
+        ),
+        (
+            "bot id",
+            near_valid("0-9a-fA-F-", BotId::LEN),
+            oracle::bot_id,
+        ),
+        (
+            "model name",
+            near_valid("A-Za-z0-9._:/@+-", ModelName::MAX_LEN),
+            oracle::model_name,
+        ),
+        (
+            "container id",
+            near_valid("A-Za-z0-9_.-", ContainerId::MAX_LEN),
+            oracle::container_id,
+        ),
+    ];
+    for (what, strategy, verdict) in cases {
+        let rate = accept_rate(&strategy, verdict, 2000);
+        eprintln!("{what}: {:.0}% of near-valid inputs accepted", rate * 100.0);
+        assert!(
+            (0.05..=0.95).contains(&rate),
+            "{what}: {:.1}% accepted; the properties would hardly run one branch",
+            rate * 100.0
+        );
+    }
+    // UUID-shaped names are drawn, and a bot name refuses them.
+    let uuids = accept_rate(&uuid_shaped(), oracle::bot_id, 200);
+    assert!((uuids - 1.0).abs() < f64::EPSILON);
+    let lowercase = |s: &str| oracle::bot_id(s) && !s.bytes().any(|b| b.is_ascii_uppercase());
+    assert!(accept_rate(&uuid_shaped(), lowercase, 200) > 0.2);
+    assert!(accept_rate(&uuid_shaped(), oracle::bot_name, 200) < f64::EPSILON);
 }
 
 #[cfg(feature = "serde")]

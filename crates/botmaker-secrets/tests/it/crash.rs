@@ -24,11 +24,26 @@ fn value(letter: u8) -> Vec<u8> {
     v
 }
 
-/// The child: rotates the value between two versions until killed. Returns at once
-/// in a normal run.
+/// With the variable set: the child, which rotates the value between two versions
+/// until killed. Without it (a normal run): the same rotation, 200 times in this
+/// process, each read whole and the directory left with the secret alone, so the
+/// helper never passes by doing nothing.
 #[test]
-fn rotate_child() {
+fn rotate_child_or_rotation_without_kill() {
     let Ok(root) = std::env::var(ROOT_ENV) else {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("secrets");
+        let store = SecretsStore::open(&root).unwrap();
+        let bot: BotId = BOT.parse().unwrap();
+        let key = name("ai_api_key");
+        let (a, b) = (value(b'A'), value(b'B'));
+        for i in 0..200 {
+            let v = if i % 2 == 0 { &b } else { &a };
+            store.write(&bot, &key, v).unwrap();
+            assert_eq!(store.read(&bot, &key).unwrap().expose(), v.as_slice());
+        }
+        assert_eq!(entries(&root.join(BOT)), ["ai_api_key"]);
+        assert!(store.audit().unwrap().is_clean());
         return;
     };
     let store = SecretsStore::open(Path::new(&root)).unwrap();
@@ -64,7 +79,7 @@ fn sigkill_mid_rotation_leaves_a_whole_value() {
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
-                "crash::rotate_child",
+                "crash::rotate_child_or_rotation_without_kill",
                 "--nocapture",
                 "--test-threads=1",
             ])

@@ -25,3 +25,4 @@ mod policy;
 mod read_many;
 mod redaction;
 mod replace;
+mod zeroize;

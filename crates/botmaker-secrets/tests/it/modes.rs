@@ -208,11 +208,13 @@ fn symlinked_or_non_directory_root_is_refused() {
 const UMASK_ENV: &str = "BOTMAKER_SECRETS_TEST_UMASK";
 const ROOT_ENV: &str = "BOTMAKER_SECRETS_TEST_ROOT";
 
-/// The child half of `hostile_umask_does_not_change_modes`: sets the umask of its own
-/// process and writes. In a normal run the variable is unset and this returns at once.
+/// With the variables set: the child of the umask tests, which sets the umask of its
+/// own process and writes. Without them (a normal run) it is the umask `0777` case
+/// itself, run in a child like the others, so it never passes by doing nothing.
 #[test]
-fn umask_child() {
+fn umask_child_or_umask_0777_case() {
     let (Ok(umask), Ok(root)) = (std::env::var(UMASK_ENV), std::env::var(ROOT_ENV)) else {
+        check_umask("0777");
         return;
     };
     let umask = u32::from_str_radix(&umask, 8).unwrap();
@@ -224,35 +226,56 @@ fn umask_child() {
     store
         .write_str(&bot, &name("channel_token"), "t\n")
         .unwrap();
+    println!("umask child done under umask {umask:04o}");
+}
+
+/// Runs the child under `umask` (octal) in a process of its own and checks, with
+/// stat, that the modes are exactly 0700/0600 anyway: the store sets them with
+/// `fchmod`, never relying on the umask. As root (CI), permission bits do not stop
+/// the child, so a umask that removes owner bits (0277, 0777) shows a missing
+/// `fchmod` as a 0400 or 0000 file.
+fn check_umask(umask: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("secrets");
+    let out = run_child(
+        "modes::umask_child_or_umask_0777_case",
+        &[(UMASK_ENV, umask), (ROOT_ENV, root.to_str().unwrap())],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("umask child done"),
+        "the child did not run under umask {umask}"
+    );
+    let dir = root.join("0192f5a4-1b2c-7d3e-8f40-112233445566");
+    assert_eq!(mode(&root), 0o700, "root under umask {umask}");
+    assert_eq!(mode(&dir), 0o700, "bot dir under umask {umask}");
+    for n in ["ai_api_key", "channel_token"] {
+        assert_eq!(mode(&dir.join(n)), 0o600, "{n} under umask {umask}");
+        assert_eq!(uid(&dir.join(n)), euid());
+    }
+    let store = SecretsStore::open(&root).unwrap();
+    let bot = "0192f5a4-1b2c-7d3e-8f40-112233445566".parse().unwrap();
+    assert_eq!(
+        store.read(&bot, &name("ai_api_key")).unwrap().expose(),
+        b"k2"
+    );
+    assert_eq!(
+        store.read(&bot, &name("channel_token")).unwrap().expose(),
+        b"t"
+    );
 }
 
 #[test]
 fn hostile_umask_does_not_change_modes() {
     for umask in ["000", "077", "022", "027"] {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("secrets");
-        run_child(
-            "modes::umask_child",
-            &[(UMASK_ENV, umask), (ROOT_ENV, root.to_str().unwrap())],
-        );
-        let dir = root.join("0192f5a4-1b2c-7d3e-8f40-112233445566");
-        assert_eq!(mode(&root), 0o700, "root under umask {umask}");
-        assert_eq!(mode(&dir), 0o700, "bot dir under umask {umask}");
-        for n in ["ai_api_key", "channel_token"] {
-            assert_eq!(mode(&dir.join(n)), 0o600, "{n} under umask {umask}");
-            assert_eq!(uid(&dir.join(n)), euid());
-        }
-        let store = SecretsStore::open(&root).unwrap();
-        let bot = "0192f5a4-1b2c-7d3e-8f40-112233445566".parse().unwrap();
-        assert_eq!(
-            store.read(&bot, &name("ai_api_key")).unwrap().expose(),
-            b"k2"
-        );
-        assert_eq!(
-            store.read(&bot, &name("channel_token")).unwrap().expose(),
-            b"t"
-        );
+        check_umask(umask);
     }
+}
+
+/// A umask that takes the owner's write and execute bits (0277: files come out 0400
+/// and directories 0500 without `fchmod`).
+#[test]
+fn umask_0277_does_not_change_modes() {
+    check_umask("0277");
 }
 
 #[test]
@@ -303,7 +326,7 @@ fn missing_parents_of_the_root_are_made_0700_under_umask_000() {
     let made = [existing.join("a"), existing.join("a/b")];
     let root = existing.join("a/b/secrets");
     run_child(
-        "modes::umask_child",
+        "modes::umask_child_or_umask_0777_case",
         &[(UMASK_ENV, "000"), (ROOT_ENV, root.to_str().unwrap())],
     );
     for p in &made {
@@ -327,15 +350,17 @@ const BOT_C: &str = "0192f5a4-1b2c-7d3e-8f40-112233445588";
 
 /// The child half of `umask_without_owner_read_works_for_an_unprivileged_user`: drops
 /// to `nobody` (root ignores permission bits, so the bug only shows for another
-/// user), sets the umask, and uses the store end to end. Without the variables it
-/// returns at once.
+/// user), sets the umask, and uses the store end to end. Without the variables (a
+/// normal run) it is the umask `0777`, existing root case of that test, run in a
+/// child like the others.
 #[test]
-fn nobody_umask_child() {
+fn nobody_umask_child_or_0777_existing_root_case() {
     let (Ok(umask), Ok(root), Ok(_)) = (
         std::env::var(UMASK_ENV),
         std::env::var(ROOT_ENV),
         std::env::var(NOBODY_ENV),
     ) else {
+        check_nobody("0777", "existing root");
         return;
     };
     nix::unistd::setgroups(&[]).unwrap();
@@ -381,77 +406,88 @@ fn nobody_umask_child() {
 
 #[test]
 fn umask_without_owner_read_works_for_an_unprivileged_user() {
+    // 0277 leaves the owner r-x, 0477 -wx, 0777 nothing. Each layout makes a different
+    // directory first: a missing parent, the root, a bot directory. (0777 with an
+    // existing root is the normal run of the child helper.)
+    for umask in ["0277", "0477", "0777"] {
+        for layout in ["missing parent", "missing root", "existing root"] {
+            if (umask, layout) != ("0777", "existing root") {
+                check_nobody(umask, layout);
+            }
+        }
+    }
+}
+
+/// One case of `umask_without_owner_read_works_for_an_unprivileged_user`.
+fn check_nobody(umask: &str, layout: &str) {
     assert_eq!(
         euid(),
         0,
         "this test switches to nobody (uid 65534) in a child: run it as root"
     );
-    // 0277 leaves the owner r-x, 0477 -wx, 0777 nothing. Each layout makes a different
-    // directory first: a missing parent, the root, a bot directory.
-    for umask in ["0277", "0477", "0777"] {
-        for layout in ["missing parent", "missing root", "existing root"] {
-            let tmp = tempfile::tempdir().unwrap();
-            std::os::unix::fs::chown(tmp.path(), Some(NOBODY), Some(NOBODY)).unwrap();
-            let parent = if layout == "missing parent" {
-                tmp.path().join("p")
-            } else {
-                tmp.path().to_owned()
-            };
-            let root = parent.join("secrets");
-            if layout == "existing root" {
-                std::fs::create_dir(&root).unwrap();
-                chmod(&root, 0o700);
-                std::os::unix::fs::chown(&root, Some(NOBODY), Some(NOBODY)).unwrap();
-            }
-            let out = run_child(
-                "modes::nobody_umask_child",
-                &[
-                    (UMASK_ENV, umask),
-                    (ROOT_ENV, root.to_str().unwrap()),
-                    (NOBODY_ENV, "1"),
-                ],
-            );
-            assert!(
-                String::from_utf8_lossy(&out.stdout).contains("nobody child done"),
-                "the child did not run its checks"
-            );
-            let a = root.join(BOT_A);
-            let mut made = vec![root.clone(), a.clone(), root.join(".quarantine")];
-            if layout == "missing parent" {
-                made.push(parent.clone());
-            }
-            for d in &made {
-                assert_eq!(mode(d), 0o700, "{} under umask {umask}", d.display());
-                assert_eq!(uid(d), NOBODY, "{}", d.display());
-            }
-            for n in ["ai_api_key", "channel_token"] {
-                assert_eq!(mode(&a.join(n)), 0o600, "{n} under umask {umask}");
-                assert_eq!(uid(&a.join(n)), NOBODY);
-            }
-            // Nothing left behind: no temporary file, no trash, no orphan directory.
-            assert_eq!(crate::common::entries(&a), ["ai_api_key", "channel_token"]);
-            assert_eq!(crate::common::entries(&root), [".quarantine", BOT_A]);
-            let q = crate::common::entries(&root.join(".quarantine"));
-            assert_eq!(q.len(), 1, "{q:?}");
-            assert!(q[0].starts_with(BOT_C), "{q:?}");
-            let qdir = root.join(".quarantine").join(&q[0]);
-            assert_eq!(mode(&qdir), 0o700);
-            assert_eq!(mode(&qdir.join("ai_api_key")), 0o600);
-        }
+    let tmp = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(tmp.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    let parent = if layout == "missing parent" {
+        tmp.path().join("p")
+    } else {
+        tmp.path().to_owned()
+    };
+    let root = parent.join("secrets");
+    if layout == "existing root" {
+        std::fs::create_dir(&root).unwrap();
+        chmod(&root, 0o700);
+        std::os::unix::fs::chown(&root, Some(NOBODY), Some(NOBODY)).unwrap();
     }
+    let out = run_child(
+        "modes::nobody_umask_child_or_0777_existing_root_case",
+        &[
+            (UMASK_ENV, umask),
+            (ROOT_ENV, root.to_str().unwrap()),
+            (NOBODY_ENV, "1"),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nobody child done"),
+        "the child did not run its checks"
+    );
+    let a = root.join(BOT_A);
+    let mut made = vec![root.clone(), a.clone(), root.join(".quarantine")];
+    if layout == "missing parent" {
+        made.push(parent.clone());
+    }
+    for d in &made {
+        assert_eq!(mode(d), 0o700, "{} under umask {umask}", d.display());
+        assert_eq!(uid(d), NOBODY, "{}", d.display());
+    }
+    for n in ["ai_api_key", "channel_token"] {
+        assert_eq!(mode(&a.join(n)), 0o600, "{n} under umask {umask}");
+        assert_eq!(uid(&a.join(n)), NOBODY);
+    }
+    // Nothing left behind: no temporary file, no trash, no orphan directory.
+    assert_eq!(crate::common::entries(&a), ["ai_api_key", "channel_token"]);
+    assert_eq!(crate::common::entries(&root), [".quarantine", BOT_A]);
+    let q = crate::common::entries(&root.join(".quarantine"));
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert!(q[0].starts_with(BOT_C), "{q:?}");
+    let qdir = root.join(".quarantine").join(&q[0]);
+    assert_eq!(mode(&qdir), 0o700);
+    assert_eq!(mode(&qdir.join("ai_api_key")), 0o600);
 }
 
 const NO_PROC_ENV: &str = "BOTMAKER_SECRETS_TEST_NO_PROC";
 
 /// The child half of `without_proc_a_store_works_or_leaves_nothing`: runs with `/proc`
-/// unmounted in its own mount namespace, as `nobody`, under the umask given.
+/// unmounted in its own mount namespace, as `nobody`, under the umask given. Without
+/// the variables (a normal run) it is the umask `0277`, missing parent case of that
+/// test, run in a child like the others.
 #[test]
-fn no_proc_child() {
+fn no_proc_child_or_0277_missing_parent_case() {
     let (Ok(umask), Ok(root), Ok(_)) = (
         std::env::var(UMASK_ENV),
         std::env::var(ROOT_ENV),
         std::env::var(NO_PROC_ENV),
     ) else {
+        check_no_proc("0277", "missing parent");
         return;
     };
     assert!(
@@ -487,60 +523,65 @@ fn no_proc_child() {
 
 #[test]
 fn without_proc_a_store_works_or_leaves_nothing() {
+    // (0277 with a missing parent is the normal run of the child helper.)
+    for (umask, layout) in [
+        ("0777", "missing parent"),
+        ("0777", "missing root"),
+        ("0777", "existing root"),
+    ] {
+        check_no_proc(umask, layout);
+    }
+}
+
+/// One case of `without_proc_a_store_works_or_leaves_nothing`.
+fn check_no_proc(umask: &str, layout: &str) {
     assert_eq!(
         euid(),
         0,
         "this test unmounts /proc in a child: run it as root"
     );
-    for (umask, layout) in [
-        ("0277", "missing parent"),
-        ("0777", "missing parent"),
-        ("0777", "missing root"),
-        ("0777", "existing root"),
-    ] {
-        let tmp = tempfile::tempdir().unwrap();
-        std::os::unix::fs::chown(tmp.path(), Some(NOBODY), Some(NOBODY)).unwrap();
-        let root = if layout == "missing parent" {
-            tmp.path().join("p/secrets")
+    let tmp = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(tmp.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    let root = if layout == "missing parent" {
+        tmp.path().join("p/secrets")
+    } else {
+        tmp.path().join("secrets")
+    };
+    if layout == "existing root" {
+        std::fs::create_dir(&root).unwrap();
+        chmod(&root, 0o700);
+        std::os::unix::fs::chown(&root, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let exe = std::env::current_exe().unwrap();
+    // util-linux `unshare` (needs CAP_SYS_ADMIN, which root in CI has).
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"umount -l /proc && exec "$0" --exact modes::no_proc_child_or_0277_missing_parent_case --nocapture --test-threads=1"#)
+        .arg(&exe)
+        .env(UMASK_ENV, umask)
+        .env(ROOT_ENV, &root)
+        .env(NO_PROC_ENV, "1")
+        .output()
+        .expect("unshare (util-linux) is needed: apt-get install util-linux");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("no /proc, umask"),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if umask == "0777" {
+        assert!(stdout.contains("no /proc, umask 0777: "), "{stdout}");
+        // The bot directory or the root (with its parent) that could not be made
+        // usable is gone.
+        let dir = if layout == "existing root" {
+            root.as_path()
         } else {
-            tmp.path().join("secrets")
+            tmp.path()
         };
-        if layout == "existing root" {
-            std::fs::create_dir(&root).unwrap();
-            chmod(&root, 0o700);
-            std::os::unix::fs::chown(&root, Some(NOBODY), Some(NOBODY)).unwrap();
-        }
-        let exe = std::env::current_exe().unwrap();
-        // util-linux `unshare` (needs CAP_SYS_ADMIN, which root in CI has).
-        let out = std::process::Command::new("unshare")
-            .args(["-m", "--propagation", "private", "sh", "-c"])
-            .arg(r#"umount -l /proc && exec "$0" --exact modes::no_proc_child --nocapture --test-threads=1"#)
-            .arg(&exe)
-            .env(UMASK_ENV, umask)
-            .env(ROOT_ENV, &root)
-            .env(NO_PROC_ENV, "1")
-            .output()
-            .expect("unshare (util-linux) is needed: apt-get install util-linux");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("no /proc, umask"),
-            "child failed: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if umask == "0777" {
-            assert!(stdout.contains("no /proc, umask 0777: "), "{stdout}");
-            // The bot directory or the root (with its parent) that could not be made
-            // usable is gone.
-            let dir = if layout == "existing root" {
-                root.as_path()
-            } else {
-                tmp.path()
-            };
-            let left = crate::common::entries(dir);
-            assert!(left.is_empty(), "a refused {layout} left {left:?} behind");
-        } else {
-            assert!(stdout.contains("works"), "{stdout}");
-            assert_eq!(mode(&root.join(BOT_A).join("ai_api_key")), 0o600);
-        }
+        let left = crate::common::entries(dir);
+        assert!(left.is_empty(), "a refused {layout} left {left:?} behind");
+    } else {
+        assert!(stdout.contains("works"), "{stdout}");
+        assert_eq!(mode(&root.join(BOT_A).join("ai_api_key")), 0o600);
     }
 }

@@ -1,6 +1,7 @@
 //! Every accepted name is one plain path component, and lands right beneath the bot.
 
 use botmaker_domain::{BotId, SecretName};
+use botmaker_testkit::names::{near_valid, oracle};
 use proptest::prelude::*;
 
 use crate::common::{Fixture, entries};
@@ -81,20 +82,26 @@ proptest! {
 
     #[test]
     fn accepted_secret_names_are_plain_components(s in prop_oneof![
-        "[a-z0-9_./\\-]{0,70}",
-        "[a-z0-9][a-z0-9_]{0,63}",
-        any::<String>(),
-        "\\PC{0,80}",
+        3 => near_valid("a-z0-9_./\\-", SecretName::MAX_LEN),
+        1 => "\\PC{0,80}",
     ]) {
-        if let Ok(name) = SecretName::parse(&s) {
-            prop_assert!(is_plain_component(name.as_str()));
-            prop_assert_eq!(name.as_str(), s.as_str());
-            prop_assert!(!name.as_str().starts_with('.'));
+        match SecretName::parse(&s) {
+            Ok(name) => {
+                prop_assert!(oracle::secret_name(&s), "accepted: {:?}", s);
+                prop_assert!(is_plain_component(name.as_str()));
+                prop_assert_eq!(name.as_str(), s.as_str());
+                prop_assert!(!name.as_str().starts_with('.'));
+            }
+            Err(e) => prop_assert!(!oracle::secret_name(&s), "refused: {:?} ({})", s, e),
         }
     }
 
     #[test]
-    fn accepted_bot_ids_are_plain_components(bits in any::<u128>(), s in any::<String>(), upper in any::<bool>()) {
+    fn accepted_bot_ids_are_plain_components(
+        bits in any::<u128>(),
+        s in near_valid("0-9a-fA-F-", BotId::LEN),
+        upper in any::<bool>(),
+    ) {
         let mut text = uuid_text(bits);
         if upper {
             text = text.to_uppercase();
@@ -104,8 +111,13 @@ proptest! {
         prop_assert!(is_plain_component(&canonical));
         prop_assert_eq!(canonical.len(), 36);
         prop_assert_eq!(&canonical, &text.to_lowercase());
-        if let Ok(id) = BotId::parse(&s) {
-            prop_assert!(is_plain_component(&id.to_string()));
+        match BotId::parse(&s) {
+            Ok(id) => {
+                prop_assert!(oracle::bot_id(&s), "accepted: {:?}", s);
+                prop_assert!(is_plain_component(&id.to_string()));
+                prop_assert_eq!(id.to_string(), s.to_lowercase());
+            }
+            Err(e) => prop_assert!(!oracle::bot_id(&s), "refused: {:?} ({})", s, e),
         }
     }
 

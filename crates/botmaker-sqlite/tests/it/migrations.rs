@@ -3,6 +3,7 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
+use botmaker_domain::BotRepository as _;
 use botmaker_sqlite::{
     LATEST_VERSION, MigrationInfo, SchemaState, SqliteStore, StoreError, migrate, migration_status,
     shipped_migrations,
@@ -479,12 +480,68 @@ fn a_database_with_an_empty_history_has_every_migration_pending() {
     assert_pending(&path, 0);
 }
 
+/// Puts a migrated database back in rollback-journal mode (`DELETE`), as a file
+/// copied from elsewhere or set up by hand may be: `migrate` having stored WAL in the
+/// file must not be what makes the store's WAL test pass.
+fn back_to_delete_mode(path: &Path) {
+    let conn = Connection::open(path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    drop(conn);
+    assert_eq!(journal_mode(path), "delete");
+}
+
 #[test]
 fn open_sets_wal_and_the_store_works() {
     let (_dir, path) = migrated_db();
+    back_to_delete_mode(&path);
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(journal_mode(&path), "wal");
+    assert_eq!(
+        journal_mode(&path),
+        "wal",
+        "open did not switch the file to WAL"
+    );
+    let bot = store
+        .create(&botmaker_testkit::conformance::new_bot("after-delete-mode"))
+        .unwrap();
+    assert_eq!(store.get(&bot.id).unwrap(), bot);
     drop(store);
+}
+
+/// Every connection the store opens (the writer and each reader, not only the first)
+/// reads back WAL, `synchronous=NORMAL`, `foreign_keys=ON` and the busy timeout it was
+/// given, starting from a file in another journal mode.
+#[test]
+fn every_connection_reads_back_its_pragmas() {
+    let (_dir, path) = migrated_db();
+    back_to_delete_mode(&path);
+    for (readers, timeout_ms) in [(1, 1234), (4, 5000), (7, 250)] {
+        let options = botmaker_sqlite::StoreOptions {
+            readers,
+            busy_timeout: std::time::Duration::from_millis(timeout_ms),
+            ..botmaker_sqlite::StoreOptions::default()
+        };
+        let store = SqliteStore::open_with(&path, options).unwrap();
+        let all = store.connection_settings().unwrap();
+        assert_eq!(all.len(), 1 + readers, "the writer and {readers} readers");
+        for (i, got) in all.iter().enumerate() {
+            let which = if i == 0 {
+                "writer".to_owned()
+            } else {
+                format!("reader {i}")
+            };
+            assert_eq!(got.journal_mode, "wal", "{which}: journal_mode");
+            assert_eq!(got.synchronous, 1, "{which}: synchronous is not NORMAL (1)");
+            assert!(got.foreign_keys, "{which}: foreign_keys is off");
+            assert_eq!(
+                got.busy_timeout_ms,
+                i64::try_from(timeout_ms).unwrap(),
+                "{which}: busy_timeout"
+            );
+        }
+    }
 }
 
 #[test]

@@ -17,6 +17,8 @@ const VALUE: &[u8] = b"durable-value-0123456789";
 /// Set (to anything) in the child that creates a new bot and deletes the old one.
 const CREATE_DELETE_ENV: &str = "BOTMAKER_RELIABILITY_DURABILITY_CREATE_DELETE";
 const NEW_BOT: &str = "0192f5a4-1b2c-7d3e-8f40-aabbccddeeff";
+/// Set (to anything) in the child that removes the secret instead of writing it.
+const REMOVE_ENV: &str = "BOTMAKER_RELIABILITY_DURABILITY_REMOVE";
 
 /// The write, fsync and rename events of a trace, with each descriptor replaced by
 /// the name it was opened at (followed through `dup` and `close`).
@@ -90,7 +92,9 @@ fn durability_child_or_parser() {
         let store = SecretsStore::open(Path::new(&root)).unwrap();
         let bot: BotId = BOT.parse().unwrap();
         let name: SecretName = "ai_api_key".parse().unwrap();
-        if std::env::var_os(CREATE_DELETE_ENV).is_some() {
+        if std::env::var_os(REMOVE_ENV).is_some() {
+            store.remove(&bot, &name).unwrap();
+        } else if std::env::var_os(CREATE_DELETE_ENV).is_some() {
             store
                 .write(&NEW_BOT.parse().unwrap(), &name, VALUE)
                 .unwrap();
@@ -268,5 +272,45 @@ fn new_bot_and_deleted_bot_fsync_the_root() {
     assert_eq!(
         store.bots().unwrap(),
         vec![NEW_BOT.parse::<BotId>().unwrap()]
+    );
+}
+
+/// Removing a secret: `unlinkat(dir, name)`, then `fsync(dir)` before `remove`
+/// returns, or a power cut brings the removed credential back.
+#[test]
+fn secret_remove_is_unlink_then_fsync_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("secrets");
+    let bot: BotId = BOT.parse().unwrap();
+    let name: SecretName = "ai_api_key".parse().unwrap();
+    let store = SecretsStore::open(&root).unwrap();
+    store.write(&bot, &name, b"old").unwrap();
+    store
+        .write(&bot, &"channel_token".parse().unwrap(), b"kept")
+        .unwrap();
+    drop(store);
+
+    let calls = trace(tmp.path(), &root, &[(REMOVE_ENV, "1")]);
+    let events = events(&calls);
+    eprintln!("events: {events:#?}");
+    let unlink = events
+        .iter()
+        .position(|(k, p)| *k == "unlink" && *p == format!("{BOT}/ai_api_key"))
+        .unwrap_or_else(|| panic!("no unlinkat of the secret: {events:#?}"));
+    assert!(
+        events[unlink..]
+            .iter()
+            .any(|(k, p)| *k == "fsync" && p == BOT),
+        "the bot directory is not fsynced after the unlink: {events:#?}"
+    );
+    let store = SecretsStore::open(&root).unwrap();
+    assert_eq!(
+        store
+            .list(&bot)
+            .unwrap()
+            .iter()
+            .map(|m| m.name.to_string())
+            .collect::<Vec<_>>(),
+        ["channel_token"]
     );
 }

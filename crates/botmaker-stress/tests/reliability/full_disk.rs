@@ -2,7 +2,8 @@
 //! fails with a clear error (ENOSPC) and the previous value stays whole with no
 //! temporary file left; a database write that does not fit fails, and the database
 //! passes its integrity check with every earlier write present. Where mounting is not
-//! permitted (not root, or no CAP_SYS_ADMIN), the test prints why and returns.
+//! permitted (not root, no CAP_SYS_ADMIN, no `mount`), the test fails and says what
+//! is missing: CI runs as root, and a test that cannot run must not pass.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -60,24 +61,20 @@ fn fill(path: &Path) -> std::io::Error {
     }
 }
 
-fn mount_or_skip(tmp: &Path) -> Option<Mount> {
-    match Mount::tmpfs(&tmp.join("small"), "512k") {
-        Ok(m) => Some(m),
-        Err(reason) => {
-            println!(
-                "full-disk test skipped: cannot mount a tmpfs here ({reason}); it runs as root in CI"
-            );
-            None
-        }
-    }
+/// A 512 KiB tmpfs under `tmp`, or a failed test naming what is missing.
+fn mount_small(tmp: &Path) -> Mount {
+    Mount::tmpfs(&tmp.join("small"), "512k").unwrap_or_else(|reason| {
+        panic!(
+            "cannot mount a tmpfs here ({reason}): the full-disk tests need root (or \
+             CAP_SYS_ADMIN) and util-linux `mount`, as in CI (`.ci/run` runs as root)"
+        )
+    })
 }
 
 #[test]
 fn secret_write_on_a_full_disk_fails_clearly_and_keeps_the_old_value() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(mount) = mount_or_skip(tmp.path()) else {
-        return;
-    };
+    let mount = mount_small(tmp.path());
     let root = mount.0.join("secrets");
     let store = SecretsStore::open(&root).unwrap();
     let bot = BotId::generate();
@@ -112,9 +109,7 @@ fn secret_write_on_a_full_disk_fails_clearly_and_keeps_the_old_value() {
 #[test]
 fn database_write_on_a_full_disk_fails_and_the_database_stays_whole() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(mount) = mount_or_skip(tmp.path()) else {
-        return;
-    };
+    let mount = mount_small(tmp.path());
     let db = mount.0.join("botmaker.db");
     botmaker::sqlite::migrate(&db).unwrap();
     let store = SqliteStore::open(&db).unwrap();

@@ -143,3 +143,92 @@ fn leftovers_and_modes_are_repaired_and_reported() {
         0o600
     );
 }
+
+/// The doctor never deletes an orphan's credentials, deterministically (the campaign
+/// only sometimes makes an orphan): orphans with files of every kind the store reads
+/// (values, an odd mode, an empty file, a large one) are moved whole into the
+/// quarantine, the same inodes with the same bytes, and a second `--fix` and a
+/// reopening leave them there.
+#[test]
+fn the_doctor_never_deletes_an_orphan() {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let install = Install::new();
+    let bm = install.open();
+    let kept = bm.create_bot(&new_bot("kept"), &crate::required()).unwrap();
+    let orphans: Vec<_> = (0..3).map(|i| new_bot(&format!("orphan-{i}")).id).collect();
+    let mut before = BTreeMap::new();
+    for (i, id) in orphans.iter().enumerate() {
+        assert!(bm.secrets().create_bot(id).unwrap());
+        for (name, value) in crate::required() {
+            bm.secrets().write(id, &name, value).unwrap();
+        }
+        let dir = install.config.secrets_dir().join(id.to_string());
+        match i {
+            0 => std::fs::set_permissions(
+                dir.join("ai_api_key"),
+                std::fs::Permissions::from_mode(0o640),
+            )
+            .unwrap(),
+            1 => std::fs::write(dir.join("extra_key"), b"").unwrap(),
+            _ => std::fs::write(dir.join("zzz_key"), vec![b'z'; 70_000]).unwrap(),
+        }
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            let bytes = std::fs::read(entry.path()).unwrap();
+            before.insert(meta.ino(), (id.to_string(), bytes));
+        }
+    }
+    drop(bm);
+    for round in 0..2 {
+        let report = Botmaker::doctor(&install.config, true);
+        let quarantined = report
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::OrphanSecrets && f.fixed)
+            .count();
+        assert_eq!(
+            quarantined,
+            if round == 0 { orphans.len() } else { 0 },
+            "round {round}: {report}"
+        );
+        // Every file of every orphan is still there, with its bytes, under the
+        // quarantine (the same inode: moved, not copied).
+        let mut after = BTreeMap::new();
+        let quarantine = install.config.secrets_dir().join(".quarantine");
+        let entries = std::fs::read_dir(&quarantine).unwrap_or_else(|e| {
+            panic!(
+                "round {round}: no {} ({e}): the orphans' {} files are gone",
+                quarantine.display(),
+                before.len()
+            )
+        });
+        for q in entries {
+            let q = q.unwrap();
+            let owner = orphans
+                .iter()
+                .map(ToString::to_string)
+                .find(|id| q.file_name().to_string_lossy().starts_with(id.as_str()))
+                .unwrap_or_else(|| panic!("unexpected quarantine entry {:?}", q.file_name()));
+            for entry in std::fs::read_dir(q.path()).unwrap() {
+                let entry = entry.unwrap();
+                let meta = entry.metadata().unwrap();
+                after.insert(
+                    meta.ino(),
+                    (owner.clone(), std::fs::read(entry.path()).unwrap()),
+                );
+            }
+        }
+        assert_eq!(
+            after, before,
+            "round {round}: an orphan's file changed or vanished"
+        );
+    }
+    assert_eq!(
+        install.root_entries(),
+        [".quarantine", &kept.id.to_string()]
+    );
+    let bm = install.open();
+    assert_eq!(bm.secrets().bots().unwrap(), [kept.id]);
+}

@@ -16,6 +16,11 @@
 //!   the old value, and the directory after, before the call returns.
 //! - the doctor's quarantine: the root is fsynced after the orphan is renamed into
 //!   `.quarantine`, and none of the orphan's files is unlinked.
+//! - `remove_secret`: the directory is fsynced after the secret's unlink, before the
+//!   call returns (or a power cut brings the removed credential back).
+//! - the doctor's repair of modes: each `fchmod` of a secret file or a bot directory
+//!   is followed by an fsync of that same inode before the doctor returns (a mode is
+//!   inode metadata: a power cut must not bring the loose mode back).
 //! - `migrate`: a new data directory's parent is fsynced after its mkdir, the
 //!   directory after the database file is created, and every file written (database,
 //!   WAL, journal) after its last write.
@@ -73,6 +78,13 @@ fn power_cut_child() {
         assert!(report.is_healthy(), "{report}");
         return;
     }
+    if mode == "repair" {
+        mark(MARK_START);
+        let report = Botmaker::doctor(&config, true);
+        mark(MARK_END);
+        assert!(report.is_healthy(), "{report}");
+        return;
+    }
     if mode == "migrate" {
         let fresh = Config::new(dir.join("fresh-data"), dir.join("fresh-secrets"));
         mark(MARK_START);
@@ -99,6 +111,7 @@ fn power_cut_child() {
         "store" => bm.store().delete(&bot.id).unwrap(),
         "rotate" => bm.rotate_secret(&bot, name, b"rotated").unwrap(),
         "set" => bm.set_secret(&bot, name, b"set again").unwrap(),
+        "remove" => bm.remove_secret(&bot, name).unwrap(),
         other => panic!("unknown mode {other}"),
     }
     mark(MARK_END);
@@ -141,7 +154,7 @@ fn trace_child(install: &Install, mode: &str, bot: Option<BotId>) -> Vec<Call> {
     cmd.args(["-f", "-qq", "-y", "-s", "128", "-e"])
         .arg(
             "trace=openat,write,pwrite64,writev,pwritev,fsync,fdatasync,sync_file_range,\
-             rename,renameat,renameat2,mkdir,mkdirat,unlink,unlinkat,rmdir",
+             rename,renameat,renameat2,mkdir,mkdirat,unlink,unlinkat,rmdir,fchmod",
         )
         .arg("-o")
         .arg(&trace_file)
@@ -404,6 +417,67 @@ fn the_doctors_quarantine_is_durable_and_deletes_nothing() {
         std::fs::read_dir(&kept[0]).unwrap().count(),
         required().len()
     );
+}
+
+#[test]
+fn remove_secret_fsyncs_the_directory_after_the_unlink() {
+    let (install, calls) = traced("remove", true);
+    let shown = summary(&calls);
+    let name = required()[0].0.to_string();
+    let root = install.config.secrets_dir().display().to_string();
+    let unlinked = calls
+        .iter()
+        .position(|c| c.name == "unlinkat" && c.fd_path().starts_with(&root) && c.arg(1) == name)
+        .unwrap_or_else(|| panic!("no unlinkat of {name} in a bot directory: {shown:#?}"));
+    let dir = calls[unlinked].fd_path();
+    assert!(
+        calls[unlinked..].iter().any(|c| syncs(c, dir)),
+        "no fsync of {dir} after the unlink of {name}, before remove_secret returns: a \
+         power cut can bring the removed secret back: {shown:#?}"
+    );
+    let bm = install.open();
+    let bot = bm.list_bots(None).unwrap().remove(0);
+    assert!(
+        !bm.list_secrets(&bot)
+            .unwrap()
+            .iter()
+            .any(|m| m.name.as_str() == name),
+        "{name} is still listed"
+    );
+}
+
+#[test]
+fn the_doctors_mode_repair_is_durable() {
+    require_strace();
+    let install = Install::new();
+    let bot = install
+        .open()
+        .create_bot(&new_bot("loose"), &required())
+        .unwrap();
+    let dir = install.config.secrets_dir().join(bot.id.to_string());
+    let file = dir.join(required()[0].0.as_str());
+    let set_mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap();
+    };
+    set_mode(&file, 0o640);
+    set_mode(&dir, 0o750);
+    let calls = trace_child(&install, "repair", None);
+    let shown = summary(&calls);
+    for (path, what) in [(&file, "secret file"), (&dir, "bot directory")] {
+        let path = path.display().to_string();
+        let chmod = calls
+            .iter()
+            .position(|c| c.name == "fchmod" && c.fd_path() == path && c.ret == "0")
+            .unwrap_or_else(|| panic!("the {what} {path} was not fchmod-ed: {shown:#?}"));
+        assert!(
+            calls[chmod..].iter().any(|c| syncs(c, &path)),
+            "no fsync of the {what} {path} after its fchmod, before the doctor returns: a \
+             power cut can bring the loose mode back: {shown:#?}"
+        );
+    }
+    let meta = |p: &Path| std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(p).unwrap());
+    assert_eq!(meta(&file) & 0o7777, 0o600);
+    assert_eq!(meta(&dir) & 0o7777, 0o700);
 }
 
 #[test]

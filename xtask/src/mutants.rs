@@ -1,0 +1,114 @@
+//! `cargo xtask mutants`: mutation testing with cargo-mutants over the modules that
+//! carry the invariants (TESTING.md). Which files, the test tool and the mutants
+//! known to be equivalent (each with its reason) are in `.cargo/mutants.toml`; this
+//! command picks a part of them and runs `cargo mutants` in place (the workspace's
+//! `target/` is reused, so a mutant rebuilds only its crate and those above it).
+
+use std::env;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::ci::workspace_root;
+
+/// The parts of the run: the examined files (`examine_globs` of
+/// `.cargo/mutants.toml`) of one package each, and the packages whose tests judge
+/// its mutants. The secrets store's durability order (an fsync after each unlink,
+/// rename or fchmod) is checked by the facade's strace tests (`power_cut.rs`), so the
+/// facade's tests run for its mutants too.
+pub(crate) const PARTS: &[(&str, &str, &[&str])] = &[
+    ("domain", "botmaker-domain", &["botmaker-domain"]),
+    (
+        "secrets",
+        "botmaker-secrets",
+        &["botmaker-secrets", "botmaker"],
+    ),
+    ("sqlite", "botmaker-sqlite", &["botmaker-sqlite"]),
+    ("facade", "botmaker", &["botmaker"]),
+];
+
+/// What to run: one part or all, optionally only the mutants a diff touches, or one
+/// shard `k/n` of them; `extra` goes to cargo-mutants as it is (`--list`, `-j`).
+pub(crate) struct Selection {
+    pub(crate) part: String,
+    pub(crate) in_diff: Option<String>,
+    pub(crate) shard: Option<String>,
+    pub(crate) extra: Vec<String>,
+}
+
+pub(crate) fn run(sel: &Selection) -> Result<()> {
+    let root = workspace_root()?;
+    env::set_current_dir(&root).with_context(|| format!("cd {}", root.display()))?;
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let installed = Command::new(&cargo)
+        .args(["mutants", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        bail!("cargo-mutants is not installed: cargo install cargo-mutants --locked");
+    }
+    let part = if sel.part == "all" {
+        None
+    } else {
+        match PARTS.iter().find(|(name, _, _)| *name == sel.part) {
+            Some(part) => Some(part),
+            None => bail!(
+                "unknown part {:?}: one of all, {}",
+                sel.part,
+                PARTS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    };
+    let mut cmd = Command::new(&cargo);
+    // In place: copying the tree would copy (or rebuild) all of `target/`. The source
+    // is restored after each mutant; do not edit the tree while it runs.
+    cmd.args(["mutants", "--in-place", "--no-shuffle"]);
+    match part {
+        Some((_, package, tests)) => {
+            cmd.args(["--package", package]);
+            for t in *tests {
+                cmd.args(["--test-package", t]);
+            }
+        }
+        // Every package's mutants judged by the tests of the packages listed for it
+        // would take a run per part; `all` runs the whole workspace's tests instead.
+        None => {
+            cmd.args(["--test-workspace", "true"]);
+        }
+    }
+    if let Some(diff) = &sel.in_diff {
+        let diff_file = root.join("target/mutants.diff");
+        let out = Command::new("git")
+            .args(["diff", &format!("{diff}...HEAD"), "--", "crates"])
+            .output()
+            .context("git diff")?;
+        if !out.status.success() {
+            bail!(
+                "git diff {diff}...HEAD failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if out.stdout.is_empty() {
+            eprintln!("xtask mutants: no change to the examined files since {diff}");
+            return Ok(());
+        }
+        std::fs::create_dir_all(root.join("target"))?;
+        std::fs::write(&diff_file, &out.stdout)?;
+        cmd.arg("--in-diff").arg(&diff_file);
+    }
+    if let Some(shard) = &sel.shard {
+        cmd.args(["--shard", shard]);
+    }
+    cmd.args(&sel.extra);
+    let shown: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy()).collect();
+    eprintln!("xtask mutants: $ cargo {}", shown.join(" "));
+    let status = cmd.status().context("could not start cargo mutants")?;
+    if !status.success() {
+        bail!(
+            "cargo mutants failed with {status}: a missed mutant is a gap in the tests \
+             (kill it with a test, or list it as equivalent in .cargo/mutants.toml with \
+             its reason); see mutants.out/missed.txt"
+        );
+    }
+    Ok(())
+}
