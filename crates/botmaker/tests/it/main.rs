@@ -6,6 +6,7 @@
 mod aio;
 mod consistency;
 mod doctor;
+mod events;
 mod owner;
 mod power_cut;
 mod redaction;
