@@ -128,6 +128,49 @@ pub(crate) fn configure(conn: &Connection, path: &Path, role: Role) -> Result<()
     Ok(())
 }
 
+/// WAL pages from which a commit checkpoints: SQLite's own auto-checkpoint threshold.
+pub(crate) const CHECKPOINT_PAGES: i32 = 1000;
+
+/// From how long a checkpoint is reported at warn (it runs inside a commit, so every
+/// write of that batch waited for it): 100 ms.
+pub(crate) const SLOW_CHECKPOINT_US: u64 = 100_000;
+
+/// Replaces SQLite's auto-checkpoint on the writer with the same policy, timed: when a
+/// commit leaves [`CHECKPOINT_PAGES`] or more pages in the WAL, a `PASSIVE`
+/// checkpoint runs right after it (as `sqlite3_wal_autocheckpoint` does), and a
+/// `tracing` event reports its pages, what it copied and how long it took: at debug,
+/// at warn from [`SLOW_CHECKPOINT_US`]. A checkpoint that cannot finish (readers still
+/// on old frames) or fails is reported and is not the commit's failure: the commit
+/// is durable in the WAL either way, and SQLite's own hook ignores it the same way.
+pub(crate) fn checkpoint_with_events(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    conn.wal_hook(Some(
+        |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+            if pages < CHECKPOINT_PAGES {
+                return Ok(());
+            }
+            let began = std::time::Instant::now();
+            let result = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE);
+            let elapsed_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+            match result {
+                Ok((wal_frames, copied)) if elapsed_us >= SLOW_CHECKPOINT_US => {
+                    tracing::warn!(pages, wal_frames, copied, elapsed_us, "slow WAL checkpoint");
+                }
+                Ok((wal_frames, copied)) => {
+                    tracing::debug!(pages, wal_frames, copied, elapsed_us, "WAL checkpoint");
+                }
+                Err(e) => tracing::warn!(
+                    pages,
+                    elapsed_us,
+                    error = %e,
+                    "WAL checkpoint did not run"
+                ),
+            }
+            Ok(())
+        },
+    ))
+    .map_err(|e| sqlite_err(path, "installing the WAL hook", e))
+}
+
 /// `PRAGMA synchronous`'s answer for `NORMAL`.
 const SYNCHRONOUS_NORMAL: i64 = 1;
 

@@ -196,8 +196,9 @@ impl SqliteStore {
     pub fn open_with(path: &Path, options: StoreOptions) -> Result<Self, StoreError> {
         observe::run(op_span!("open", BACKEND), || {
             let schema_version = check_openable(path)?;
-            let writer = connection::open(path, Role::Write, options.busy_timeout)?;
+            let mut writer = connection::open(path, Role::Write, options.busy_timeout)?;
             connection::configure(&writer, path, Role::Write)?;
+            connection::checkpoint_with_events(&mut writer, path)?;
             let readers = (0..options.readers.max(1))
                 .map(|_| {
                     let reader = connection::open(path, Role::Read, options.busy_timeout)?;

@@ -7,6 +7,7 @@ mod aio;
 mod backup;
 mod consistency;
 mod doctor;
+mod events;
 mod owner;
 mod power_cut;
 mod redaction;

@@ -20,7 +20,7 @@ use crate::{Install, new_bot};
 /// Every span (with its fields, and the fields recorded later) and every event, as
 /// `target name field=value…` lines.
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<String>>>);
+pub(crate) struct Capture(pub(crate) Arc<Mutex<Vec<String>>>);
 
 struct Fields<'a>(&'a mut String);
 
