@@ -32,7 +32,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Write as _;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
 
@@ -303,18 +303,27 @@ pub(crate) fn read(
     bot: &BotId,
     name: &SecretName,
 ) -> Result<SecretValue> {
-    // Paths are for error messages only: made when an error needs one.
-    let path = || root.display_path(bot, Some(name));
-    let not_found = || SecretsError::NotFound {
+    let dir = open_dir_to_read(root, bot, name)?;
+    read_in(root, policy, dir.as_fd(), bot, name)
+}
+
+/// `NotFound` of the bot's secret `name`; its path (for the message only) is made now,
+/// when an error needs one.
+fn not_found(root: &Root, bot: &BotId, name: &SecretName) -> SecretsError {
+    SecretsError::NotFound {
         bot: *bot,
         name: name.clone(),
-        path: path(),
-    };
-    let dir = match bot_dir::open(root, bot, DirUse::Lookup) {
-        Err(SecretsError::BotNotFound { .. }) => return Err(not_found()),
-        other => other?,
-    };
-    read_in(root, policy, dir.as_fd(), bot, name)
+        path: root.display_path(bot, Some(name)),
+    }
+}
+
+/// The bot's directory, looked up to read secrets beneath it; a bot without one has
+/// no secret `name`, so that is `NotFound` of `name`, as a missing file is.
+fn open_dir_to_read(root: &Root, bot: &BotId, name: &SecretName) -> Result<OwnedFd> {
+    match bot_dir::open(root, bot, DirUse::Lookup) {
+        Err(SecretsError::BotNotFound { .. }) => Err(not_found(root, bot, name)),
+        other => other,
+    }
 }
 
 /// Reads the secrets `names` of one bot, in that order, through one descriptor of its
@@ -329,16 +338,7 @@ pub(crate) fn read_many(
     let Some(first) = names.first() else {
         return Ok(Vec::new());
     };
-    let dir = match bot_dir::open(root, bot, DirUse::Lookup) {
-        Err(SecretsError::BotNotFound { .. }) => {
-            return Err(SecretsError::NotFound {
-                bot: *bot,
-                name: first.clone(),
-                path: root.display_path(bot, Some(first)),
-            });
-        }
-        other => other?,
-    };
+    let dir = open_dir_to_read(root, bot, first)?;
     names
         .iter()
         .map(|name| read_in(root, policy, dir.as_fd(), bot, name))
@@ -388,11 +388,7 @@ pub(crate) fn read_in(
     name: &SecretName,
 ) -> Result<SecretValue> {
     let path = || root.display_path(bot, Some(name));
-    let not_found = || SecretsError::NotFound {
-        bot: *bot,
-        name: name.clone(),
-        path: path(),
-    };
+    let not_found = || not_found(root, bot, name);
     let target = OsStr::new(name.as_str());
     let fd = match root.resolver().open(
         dir,
