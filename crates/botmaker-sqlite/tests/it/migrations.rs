@@ -11,7 +11,7 @@ use botmaker_sqlite::{
 use refinery::{Migration, Runner};
 use rusqlite::Connection;
 
-use crate::support::{bytes, dir_entries, migrated_db};
+use crate::support::{bytes, dir_entries, migrated_db, wal_connection};
 
 const V1_SQL: &str = include_str!("../../migrations/V1__create_bots.sql");
 const V2_SQL: &str = include_str!("../../migrations/V2__bots_checks_without_in_lists.sql");
@@ -550,11 +550,7 @@ fn a_database_still_in_its_wal_is_a_database() {
     // checkpoint: the main file has only its header page, the schema is in the -wal.
     let live = tempfile::tempdir().unwrap();
     let live_path = live.path().join("botmaker.db");
-    let mut conn = Connection::open(&live_path).unwrap();
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(mode, "wal");
+    let mut conn = wal_connection(&live_path);
     conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
     Runner::new(&[
         Migration::unapplied("V1__create_bots", V1_SQL).unwrap(),
@@ -614,11 +610,7 @@ fn v1_db_with_bots() -> (tempfile::TempDir, std::path::PathBuf) {
     use botmaker_domain::{AiProvider, BotStatus, ChannelType};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("botmaker.db");
-    let mut conn = Connection::open(&path).unwrap();
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(mode, "wal");
+    let mut conn = wal_connection(&path);
     Runner::new(&[Migration::unapplied("V1__create_bots", V1_SQL).unwrap()])
         .run(&mut conn)
         .unwrap();

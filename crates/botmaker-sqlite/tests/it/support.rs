@@ -16,6 +16,17 @@ pub fn migrated_db() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// A new connection to `path` (created if missing) switched to WAL, the answer
+/// checked: how the tests build database files by hand.
+pub fn wal_connection(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn
+}
+
 pub fn open_store(path: &Path, clock: Clock) -> SqliteStore {
     SqliteStore::open_with(
         path,

@@ -10,6 +10,8 @@ use botmaker_sqlite::{SchemaState, SqliteStore, StoreError, migrate, migration_s
 use refinery::{Migration, Runner};
 use rusqlite::Connection;
 
+use crate::support::wal_connection;
+
 const V1_SQL: &str = include_str!("../../migrations/V1__create_bots.sql");
 const V2_SQL: &str = include_str!("../../migrations/V2__bots_checks_without_in_lists.sql");
 
@@ -98,11 +100,7 @@ fn current(conn: &mut Connection) {
 fn closed_wal_db(build: fn(&mut Connection)) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("botmaker.db");
-    let mut conn = Connection::open(&path).unwrap();
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(mode, "wal");
+    let mut conn = wal_connection(&path);
     build(&mut conn);
     drop(conn);
     assert_eq!(names(&snapshot(dir.path())), vec!["botmaker.db"]);
@@ -115,11 +113,7 @@ fn closed_wal_db(build: fn(&mut Connection)) -> (tempfile::TempDir, PathBuf) {
 fn crashed_wal_image(build: fn(&mut Connection), shm: bool) -> (tempfile::TempDir, PathBuf) {
     let live = tempfile::tempdir().unwrap();
     let live_path = live.path().join("botmaker.db");
-    let mut conn = Connection::open(&live_path).unwrap();
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(mode, "wal");
+    let mut conn = wal_connection(&live_path);
     conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
     build(&mut conn);
     let dir = tempfile::tempdir().unwrap();
