@@ -301,9 +301,11 @@ fn database_phases(n: usize, with_raw: bool, scratch: &Path) -> Result<Vec<Timed
     let db = dir.path().join("botmaker.db");
     botmaker::sqlite::migrate(&db)?;
     let store = SqliteStore::open(&db)?;
-    let raw = with_raw.then(|| raw::Db::new(n, scratch)).transpose()?;
+    let raw = with_raw
+        .then(|| raw::Db::new(n, scratch, raw::Schema::Ours))
+        .transpose()?;
     let reference = with_raw
-        .then(|| raw::Reference::new(n, scratch))
+        .then(|| raw::Db::new(n, scratch, raw::Schema::Reference))
         .transpose()?;
     let mut out = Vec::new();
     macro_rules! run {

@@ -124,8 +124,18 @@ fn get_by_id(conn: &Connection, id: &str) -> Result<RawBot> {
     Ok(conn.prepare_cached(GET_BY_ID)?.query_row([id], decode)?)
 }
 
-/// The bare database part: its own database, connection and rows.
+/// Which schema and statements a bare database part runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Schema {
+    /// Ours (the migrations), with the store's statements.
+    Ours,
+    /// The original design's (`REFERENCE_SCHEMA`), with its statements.
+    Reference,
+}
+
+/// A bare database part: its own database, connection and rows, on `schema`.
 pub(crate) struct Db {
+    schema: Schema,
     conn: Connection,
     rows: Rows,
     ids: Vec<String>,
@@ -133,14 +143,26 @@ pub(crate) struct Db {
 }
 
 impl Db {
-    pub(crate) fn new(n: usize, scratch: &Path) -> Result<Self> {
+    pub(crate) fn new(n: usize, scratch: &Path, schema: Schema) -> Result<Self> {
         let rows = Rows::new(n, |i| format!("bot-{i}"))?;
         let ids = render(&rows.ids);
-        let dir = Scratch::new_in(scratch, "bench-raw-db")?;
-        let db = dir.path().join("botmaker.db");
-        botmaker::sqlite::migrate(&db)?; // the same schema and indexes
+        let (conn, dir) = match schema {
+            Schema::Ours => {
+                let dir = Scratch::new_in(scratch, "bench-raw-db")?;
+                let db = dir.path().join("botmaker.db");
+                botmaker::sqlite::migrate(&db)?; // the same schema and indexes
+                (connect(&db)?, dir)
+            }
+            Schema::Reference => {
+                let dir = Scratch::new_in(scratch, "bench-reference-db")?;
+                let conn = connect(&dir.path().join("reference.db"))?;
+                conn.execute_batch(REFERENCE_SCHEMA)?;
+                (conn, dir)
+            }
+        };
         Ok(Self {
-            conn: connect(&db)?,
+            schema,
+            conn,
             rows,
             ids,
             _dir: dir,
@@ -148,39 +170,64 @@ impl Db {
     }
 
     pub(crate) fn insert(&self, k: Range<usize>) -> Result<()> {
-        raw_insert(&self.conn, &self.ids[k.clone()], &self.rows.news[k])
+        let (ids, news) = (&self.ids[k.clone()], &self.rows.news[k]);
+        match self.schema {
+            Schema::Ours => raw_insert(&self.conn, ids, news),
+            Schema::Reference => ref_insert(&self.conn, ids, news),
+        }
     }
 
     pub(crate) fn get_by_id(&self, k: Range<usize>) -> Result<()> {
-        raw_get_by_id(&self.conn, &self.ids, k)
+        match self.schema {
+            Schema::Ours => raw_get_by_id(&self.conn, &self.ids, k),
+            Schema::Reference => ref_get_by_id(&self.conn, &self.ids, k),
+        }
     }
 
     pub(crate) fn get_by_name(&self, k: Range<usize>) -> Result<()> {
-        raw_get_by_name(&self.conn, &self.rows.news, k)
+        match self.schema {
+            Schema::Ours => raw_get_by_name(&self.conn, &self.rows.news, k),
+            Schema::Reference => ref_get_by_name(&self.conn, &self.rows.news, k),
+        }
     }
 
     pub(crate) fn list_all(&self, k: Range<usize>) -> Result<()> {
-        raw_list_all(&self.conn, self.ids.len(), k.len())
+        match self.schema {
+            Schema::Ours => raw_list_all(&self.conn, self.ids.len(), k.len()),
+            Schema::Reference => ref_list_all(&self.conn, self.ids.len(), k.len()),
+        }
     }
 
     /// Untimed, as on the API side: created -> starting first.
     pub(crate) fn all_starting(&self) -> Result<()> {
         for id in &self.ids {
-            let changed = self
-                .conn
-                .prepare_cached(SET_STARTING)?
-                .execute(params![now_micros(), id])?;
+            let changed = match self.schema {
+                Schema::Ours => self
+                    .conn
+                    .prepare_cached(SET_STARTING)?
+                    .execute(params![now_micros(), id])?,
+                Schema::Reference => self
+                    .conn
+                    .prepare_cached(REF_SET_STARTING)?
+                    .execute(params!["starting", id])?,
+            };
             ensure!(changed == 1);
         }
         Ok(())
     }
 
     pub(crate) fn update_status(&self, k: Range<usize>) -> Result<()> {
-        raw_update_status(&self.conn, &self.ids, k)
+        match self.schema {
+            Schema::Ours => raw_update_status(&self.conn, &self.ids, k),
+            Schema::Reference => ref_update_status(&self.conn, &self.ids, k),
+        }
     }
 
     pub(crate) fn delete(&self, k: Range<usize>) -> Result<()> {
-        raw_delete(&self.conn, &self.ids, k)
+        match self.schema {
+            Schema::Ours => raw_delete(&self.conn, &self.ids, k),
+            Schema::Reference => ref_delete(&self.conn, &self.ids, k),
+        }
     }
 }
 
@@ -317,67 +364,6 @@ fn ref_decode(r: &rusqlite::Row<'_>) -> rusqlite::Result<RefBot> {
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
     })
-}
-
-/// The reference database part: its own database (the reference schema), connection
-/// and rows.
-pub(crate) struct Reference {
-    conn: Connection,
-    rows: Rows,
-    ids: Vec<String>,
-    _dir: Scratch, // last: removed after the connection is closed
-}
-
-impl Reference {
-    pub(crate) fn new(n: usize, scratch: &Path) -> Result<Self> {
-        let rows = Rows::new(n, |i| format!("bot-{i}"))?;
-        let ids = render(&rows.ids);
-        let dir = Scratch::new_in(scratch, "bench-reference-db")?;
-        let conn = connect(&dir.path().join("reference.db"))?;
-        conn.execute_batch(REFERENCE_SCHEMA)?;
-        Ok(Self {
-            conn,
-            rows,
-            ids,
-            _dir: dir,
-        })
-    }
-
-    pub(crate) fn insert(&self, k: Range<usize>) -> Result<()> {
-        ref_insert(&self.conn, &self.ids[k.clone()], &self.rows.news[k])
-    }
-
-    pub(crate) fn get_by_id(&self, k: Range<usize>) -> Result<()> {
-        ref_get_by_id(&self.conn, &self.ids, k)
-    }
-
-    pub(crate) fn get_by_name(&self, k: Range<usize>) -> Result<()> {
-        ref_get_by_name(&self.conn, &self.rows.news, k)
-    }
-
-    pub(crate) fn list_all(&self, k: Range<usize>) -> Result<()> {
-        ref_list_all(&self.conn, self.ids.len(), k.len())
-    }
-
-    /// Untimed, as on the other sides: created -> starting first.
-    pub(crate) fn all_starting(&self) -> Result<()> {
-        for id in &self.ids {
-            let changed = self
-                .conn
-                .prepare_cached(REF_SET_STARTING)?
-                .execute(params!["starting", id])?;
-            ensure!(changed == 1);
-        }
-        Ok(())
-    }
-
-    pub(crate) fn update_status(&self, k: Range<usize>) -> Result<()> {
-        ref_update_status(&self.conn, &self.ids, k)
-    }
-
-    pub(crate) fn delete(&self, k: Range<usize>) -> Result<()> {
-        ref_delete(&self.conn, &self.ids, k)
-    }
 }
 
 #[inline(never)]
