@@ -28,6 +28,9 @@ use crate::{Rows, visit};
 /// The task counts measured.
 const TASKS: [usize; 2] = [1, 64];
 
+/// Rounds of the read phases (sync, then 1 task, then 64 tasks, in each).
+const ROUNDS: usize = 5;
+
 /// Sizes of the async part: `n` rows looked up `n` times, `n / 10` inserts per run,
 /// `m` bots whose secret is read `reads` times in all.
 #[allow(clippy::too_many_lines)] // one measurement, set-up to report, reads in order
@@ -77,18 +80,72 @@ pub(crate) fn run(n: usize, m: usize, scratch: &Path) -> Result<()> {
         }
     };
     rt.block_on(fan_out(64, 256, async_get.clone()))?;
-    // The sync baselines: one thread, the same calls.
-    let sync_get = time(|| {
-        for k in 0..n {
-            std::hint::black_box(store.get(&ids[visit(k, n)])?);
-        }
-        Ok(())
-    })?;
     let mut batch = 0;
     let mut next_rows = || {
         batch += 1;
         Rows::new(inserts, |i| format!("ins-{batch}-{i}"))
     };
+    let async_read = {
+        let (s, bots, key) = (async_secrets.clone(), Arc::clone(&bots), key.clone());
+        move |k| {
+            let (s, bots, key) = (s.clone(), Arc::clone(&bots), key.clone());
+            async move {
+                s.read(&bots[k % bots.len()], &key)
+                    .await
+                    .map(drop)
+                    .map_err(anyhow::Error::from)
+            }
+        }
+    };
+    // The reads: ROUNDS rounds, each the sync calls on one thread and then the same
+    // calls through the adapter from 1 and from 64 tasks, so that each ratio compares
+    // figures taken seconds apart; the medians are printed, and every round's ratio.
+    let mut reads_by_phase = Vec::new();
+    for name in ["get_by_id", "secret_read"] {
+        let mut rounds: Vec<[f64; 3]> = Vec::new();
+        let mut cpu: Vec<[f64; 3]> = Vec::new();
+        let mut slept: Vec<[f64; 3]> = Vec::new();
+        for _ in 0..ROUNDS {
+            let mut cpu_round = [0.0; 3];
+            let mut slept_round = [0.0; 3];
+            let before = cpu_secs()?;
+            let sleeps_before = sleeps()?;
+            let sync = if name == "get_by_id" {
+                time(|| {
+                    for k in 0..n {
+                        std::hint::black_box(store.get(&ids[visit(k, n)])?);
+                    }
+                    Ok(())
+                })?
+            } else {
+                time(|| {
+                    for k in 0..reads {
+                        let bot = &bots[k % bots.len()];
+                        std::hint::black_box(secrets.read(bot, &key)?);
+                    }
+                    Ok(())
+                })?
+            };
+            cpu_round[0] = cpu_secs()? - before;
+            slept_round[0] = sleeps()? - sleeps_before;
+            let mut secs = [sync, 0.0, 0.0];
+            for (slot, tasks) in TASKS.into_iter().enumerate() {
+                let before = cpu_secs()?;
+                let sleeps_before = sleeps()?;
+                secs[slot + 1] = if name == "get_by_id" {
+                    rt.block_on(fan_out(tasks, n, async_get.clone()))?
+                } else {
+                    rt.block_on(fan_out(tasks, reads, async_read.clone()))?
+                };
+                cpu_round[slot + 1] = cpu_secs()? - before;
+                slept_round[slot + 1] = sleeps()? - sleeps_before;
+            }
+            rounds.push(secs);
+            cpu.push(cpu_round);
+            slept.push(slept_round);
+        }
+        reads_by_phase.push((name, rounds, cpu, slept));
+    }
     let fresh = next_rows()?;
     let sync_insert = time(|| {
         for new in &fresh.news {
@@ -96,18 +153,10 @@ pub(crate) fn run(n: usize, m: usize, scratch: &Path) -> Result<()> {
         }
         Ok(())
     })?;
-    let sync_read = time(|| {
-        for k in 0..reads {
-            let bot = &bots[k % bots.len()];
-            std::hint::black_box(secrets.read(bot, &key)?);
-        }
-        Ok(())
-    })?;
-    let mut overhead = Vec::new();
+    let mut insert_secs = Vec::new();
     for tasks in TASKS {
-        let get = rt.block_on(fan_out(tasks, n, async_get.clone()))?;
         let fresh = Arc::new(next_rows()?);
-        let insert = rt.block_on(fan_out(tasks, inserts, {
+        insert_secs.push(rt.block_on(fan_out(tasks, inserts, {
             let registry = registry.clone();
             move |k| {
                 let (registry, fresh) = (registry.clone(), Arc::clone(&fresh));
@@ -119,45 +168,61 @@ pub(crate) fn run(n: usize, m: usize, scratch: &Path) -> Result<()> {
                         .map_err(anyhow::Error::from)
                 }
             }
-        }))?;
-        let read = rt.block_on(fan_out(tasks, reads, {
-            let (s, bots, key) = (async_secrets.clone(), Arc::clone(&bots), key.clone());
-            move |k| {
-                let (s, bots, key) = (s.clone(), Arc::clone(&bots), key.clone());
-                async move {
-                    s.read(&bots[k % bots.len()], &key)
-                        .await
-                        .map(drop)
-                        .map_err(anyhow::Error::from)
-                }
-            }
-        }))?;
-        for (name, secs, ops, sync) in [
-            ("get_by_id", get, n, sync_get),
-            ("insert", insert, inserts, sync_insert),
-            ("secret_read", read, reads, sync_read),
-        ] {
-            let rate = per_sec(ops, secs);
+        }))?);
+    }
+    let mut overhead = Vec::new();
+    let mut sync_rates = Vec::new();
+    for (name, rounds, cpu, slept) in &reads_by_phase {
+        let ops = n; // reads == n
+        let sync = median(rounds.iter().map(|r| r[0]).collect());
+        sync_rates.push((*name, per_sec(ops, sync)));
+        let cpu_us =
+            |slot: usize| median(cpu.iter().map(|r| r[slot] / as_f64(ops) * 1e6).collect());
+        let sleeps_per_op =
+            |slot: usize| median(slept.iter().map(|r| r[slot] / as_f64(ops)).collect());
+        for (slot, tasks) in TASKS.into_iter().enumerate() {
+            let ratios: Vec<f64> = rounds.iter().map(|r| r[0] / r[slot + 1]).collect();
+            let secs = median(rounds.iter().map(|r| r[slot + 1]).collect());
+            let shown: Vec<String> = ratios.iter().map(|x| format!("{x:.3}")).collect();
             println!(
-                "{{\"async\":\"{name}\",\"tasks\":{tasks},\"ops\":{ops},\"ops_per_sec\":{rate:.1},\"over_sync\":{:.3}}}",
-                rate / per_sec(ops, sync)
+                "{{\"async\":\"{name}\",\"tasks\":{tasks},\"ops\":{ops},\"ops_per_sec\":{:.1},\"over_sync\":{:.3},\"rounds\":[{}],\"cpu_us_per_op\":{:.2},\"sync_cpu_us_per_op\":{:.2},\"sleeps_per_op\":{:.3}}}",
+                per_sec(ops, secs),
+                median(ratios.clone()),
+                shown.join(","),
+                cpu_us(slot + 1),
+                cpu_us(0),
+                sleeps_per_op(slot + 1)
             );
             if tasks == 1 {
-                overhead.push((name, (secs - sync) / as_f64(ops) * 1e6));
+                let per_call: Vec<f64> = rounds
+                    .iter()
+                    .map(|r| (r[1] - r[0]) / as_f64(ops) * 1e6)
+                    .collect();
+                overhead.push((*name, median(per_call)));
             }
         }
     }
+    for (tasks, secs) in TASKS.into_iter().zip(&insert_secs) {
+        println!(
+            "{{\"async\":\"insert\",\"tasks\":{tasks},\"ops\":{inserts},\"ops_per_sec\":{:.1},\"over_sync\":{:.3}}}",
+            per_sec(inserts, *secs),
+            sync_insert / secs
+        );
+    }
+    if let Some(one_task) = insert_secs.first() {
+        overhead.push(("insert", (one_task - sync_insert) / as_f64(inserts) * 1e6));
+    }
+    sync_rates.push(("insert", per_sec(inserts, sync_insert)));
     let fields: Vec<String> = overhead
         .iter()
         .map(|(name, us)| format!("\"{name}\":{us:.2}"))
         .collect();
     println!("{{\"adapter_overhead_us\":{{{}}}}}", fields.join(","));
-    println!(
-        "{{\"sync\":{{\"get_by_id\":{:.1},\"insert\":{:.1},\"secret_read\":{:.1}}}}}",
-        per_sec(n, sync_get),
-        per_sec(inserts, sync_insert),
-        per_sec(reads, sync_read)
-    );
+    let fields: Vec<String> = sync_rates
+        .iter()
+        .map(|(name, rate)| format!("\"{name}\":{rate:.1}"))
+        .collect();
+    println!("{{\"sync\":{{{}}}}}", fields.join(","));
     handoff(&rt, &registry, &ids)?;
     drop(rt);
     Ok(())
@@ -290,6 +355,33 @@ where
         done??;
     }
     Ok(start.elapsed().as_secs_f64())
+}
+
+/// The voluntary context switches (a thread that slept: a futex wait, a blocking
+/// read) of this process so far.
+fn sleeps() -> Result<f64> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).context("getrusage")?;
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    Ok(usage.voluntary_context_switches() as f64)
+}
+
+/// The CPU time (user and system, every thread) this process has used so far.
+fn cpu_secs() -> Result<f64> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).context("getrusage")?;
+    let secs = |t: nix::sys::time::TimeVal| {
+        #[allow(clippy::cast_precision_loss)] // seconds of CPU time, far below 2^52
+        let whole = t.tv_sec() as f64;
+        whole + f64::from(u32::try_from(t.tv_usec()).unwrap_or(0)) * 1e-6
+    };
+    Ok(secs(usage.user_time()) + secs(usage.system_time()))
+}
+
+/// The median (the upper one of an even count); NaN for none.
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn time(f: impl FnOnce() -> Result<()>) -> Result<f64> {

@@ -525,3 +525,103 @@ mod tokio_service_example;
 fn the_tokio_service_example_runs() {
     tokio_service_example::main().unwrap();
 }
+
+/// A registry whose `get_by_name` panics for names starting with `boom`: the other
+/// methods are the in-memory repository's.
+struct Panicky(MemoryRepository);
+
+impl BotRepository for Panicky {
+    fn create(&self, new: &botmaker::domain::NewBot) -> Result<botmaker::domain::Bot, RepoError> {
+        self.0.create(new)
+    }
+    fn get(&self, id: &BotId) -> Result<botmaker::domain::Bot, RepoError> {
+        self.0.get(id)
+    }
+    fn get_by_name(
+        &self,
+        name: &botmaker::domain::BotName,
+    ) -> Result<botmaker::domain::Bot, RepoError> {
+        assert!(
+            !name.as_str().starts_with("boom"),
+            "planted panic for {name}"
+        );
+        self.0.get_by_name(name)
+    }
+    fn list(
+        &self,
+        status: Option<botmaker::domain::BotStatus>,
+    ) -> Result<Vec<botmaker::domain::Bot>, RepoError> {
+        self.0.list(status)
+    }
+    fn list_page(
+        &self,
+        status: Option<botmaker::domain::BotStatus>,
+        after: Option<botmaker::domain::PageCursor>,
+        limit: usize,
+    ) -> Result<Vec<botmaker::domain::Bot>, RepoError> {
+        self.0.list_page(status, after, limit)
+    }
+    fn set_status(
+        &self,
+        id: &BotId,
+        to: botmaker::domain::BotStatus,
+    ) -> Result<botmaker::domain::Bot, RepoError> {
+        self.0.set_status(id, to)
+    }
+    fn set_container_id(
+        &self,
+        id: &BotId,
+        container: Option<&botmaker::domain::ContainerId>,
+    ) -> Result<botmaker::domain::Bot, RepoError> {
+        self.0.set_container_id(id, container)
+    }
+    fn delete(&self, id: &BotId) -> Result<(), RepoError> {
+        self.0.delete(id)
+    }
+}
+
+/// Reads are run in batches (one drainer runs several, then answers them): a read
+/// that panics reaches its own caller as that panic, and every other read of the
+/// same batches still gets its own answer.
+#[test]
+fn a_panicking_read_fails_only_its_own_caller() {
+    let registry = AsyncRegistry::new(Panicky(MemoryRepository::new()));
+    let names: Vec<String> = (0..16)
+        .map(|i| format!("{}{i}", if i % 4 == 0 { "boom" } else { "ok" }))
+        .collect();
+    for name in &names {
+        registry.sync().create(&new_bot(name)).unwrap();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let (mut answered, mut panicked) = (0, 0);
+    rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..64 {
+            let (registry, name) = (registry.clone(), names[t % names.len()].clone());
+            tasks.spawn(async move {
+                let bot = registry.get_by_name(&name.parse().unwrap()).await.unwrap();
+                assert_eq!(bot.name.as_str(), name);
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(()) => answered += 1,
+                Err(e) if e.is_panic() => {
+                    let message = e.into_panic();
+                    let text = message
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .unwrap_or_default();
+                    assert!(text.contains("planted panic for boom"), "{text}");
+                    panicked += 1;
+                }
+                Err(e) => panic!("task failed: {e}"),
+            }
+        }
+    });
+    // 4 of the 16 names panic: 16 of the 64 calls.
+    assert_eq!((answered, panicked), (48, 16));
+}
