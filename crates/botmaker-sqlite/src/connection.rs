@@ -83,7 +83,8 @@ pub(crate) fn configure(conn: &Connection, path: &Path, role: Role) -> Result<()
         f().map_err(|e| sqlite_err(path, "setting pragmas", e))
     };
     match role {
-        Role::Inspect | Role::InspectCopy => {}
+        // Nothing to set, nor to read back.
+        Role::Inspect | Role::InspectCopy => return Ok(()),
         Role::Migrate => {
             set_wal(conn, path)?;
             pragmas(&|| {
@@ -112,20 +113,23 @@ pub(crate) fn configure(conn: &Connection, path: &Path, role: Role) -> Result<()
             conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         }
     }
-    if role != Role::Inspect && role != Role::InspectCopy {
-        // Read back: SQLite ignores a pragma it does not accept (or one set inside a
-        // transaction) without an error, so the answer is checked, not assumed.
-        let got = read_back(conn, path)?;
-        if !got.journal_mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::NotWal {
-                path: path.to_owned(),
-                mode: got.journal_mode,
-            });
-        }
-        expect(path, "synchronous", SYNCHRONOUS_NORMAL, got.synchronous)?;
-        expect(path, "foreign_keys", 1, i64::from(got.foreign_keys))?;
+    verify(conn, path)
+}
+
+/// Reads the settings of a connection [`configure`]d for the store or `migrate` back,
+/// and refuses one that did not take: SQLite ignores a pragma it does not accept (or
+/// one set inside a transaction) without an error, so the answer is checked, not
+/// assumed.
+fn verify(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let got = read_back(conn, path)?;
+    if !got.journal_mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::NotWal {
+            path: path.to_owned(),
+            mode: got.journal_mode,
+        });
     }
-    Ok(())
+    expect(path, "synchronous", SYNCHRONOUS_NORMAL, got.synchronous)?;
+    expect(path, "foreign_keys", 1, i64::from(got.foreign_keys))
 }
 
 /// WAL pages from which a commit checkpoints: SQLite's own auto-checkpoint threshold.
@@ -188,6 +192,8 @@ pub struct ConnectionSettings {
     pub foreign_keys: bool,
     /// `PRAGMA busy_timeout`, in milliseconds.
     pub busy_timeout_ms: i64,
+    /// `PRAGMA cache_size`: negative, in KiB (`-32768`: 32 MiB); positive, in pages.
+    pub cache_size: i64,
 }
 
 /// Reads a connection's settings back from SQLite.
@@ -209,6 +215,7 @@ pub(crate) fn read_back(conn: &Connection, path: &Path) -> Result<ConnectionSett
         synchronous: int(get("synchronous")?),
         foreign_keys: int(get("foreign_keys")?) == 1,
         busy_timeout_ms: int(get("busy_timeout")?),
+        cache_size: int(get("cache_size")?),
     })
 }
 
@@ -298,5 +305,44 @@ mod tests {
             immutable_uri(Path::new("/a b/x?y#z%_~.db")),
             "file:/a%20b/x%3Fy%23z%25_~.db?immutable=1"
         );
+    }
+
+    /// The read-back after `configure` refuses a connection whose journal mode,
+    /// `synchronous` or `foreign_keys` is not what the store sets: each is put wrong
+    /// in turn on a plain connection, the others right.
+    #[test]
+    fn verify_refuses_each_setting_that_did_not_take() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        let conn = Connection::open(&path).unwrap();
+        let set = |mode: &str, sync: &str, fk: &str| {
+            conn.pragma_update_and_check(None, "journal_mode", mode, |_| Ok(()))
+                .unwrap();
+            conn.pragma_update(None, "synchronous", sync).unwrap();
+            conn.pragma_update(None, "foreign_keys", fk).unwrap();
+        };
+        set("WAL", "NORMAL", "ON");
+        verify(&conn, &path).unwrap();
+        set("DELETE", "NORMAL", "ON");
+        match verify(&conn, &path) {
+            Err(StoreError::NotWal { mode, .. }) => assert_eq!(mode, "delete"),
+            other => panic!("journal_mode=DELETE: {other:?}"),
+        }
+        for (sync, fk, pragma, expected, actual) in [
+            ("FULL", "ON", "synchronous", 1, 2),
+            ("OFF", "ON", "synchronous", 1, 0),
+            ("NORMAL", "OFF", "foreign_keys", 1, 0),
+        ] {
+            set("WAL", sync, fk);
+            match verify(&conn, &path) {
+                Err(StoreError::PragmaNotSet {
+                    pragma: p,
+                    expected: e,
+                    actual: a,
+                    ..
+                }) => assert_eq!((p, e, a), (pragma, expected, actual)),
+                other => panic!("synchronous={sync} foreign_keys={fk}: {other:?}"),
+            }
+        }
     }
 }

@@ -540,6 +540,8 @@ fn every_connection_reads_back_its_pragmas() {
                 i64::try_from(timeout_ms).unwrap(),
                 "{which}: busy_timeout"
             );
+            // 32 MiB of page cache (in KiB, negated), which holds about 100 000 bots.
+            assert_eq!(got.cache_size, -32 * 1024, "{which}: cache_size");
         }
     }
 }
