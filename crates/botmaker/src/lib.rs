@@ -13,6 +13,7 @@ pub mod backup;
 #[cfg(all(feature = "sqlite", feature = "secrets"))]
 mod botmaker;
 mod config;
+mod database;
 #[cfg(all(feature = "sqlite", feature = "secrets"))]
 mod doctor;
 mod error;
@@ -32,6 +33,7 @@ pub use botmaker_domain::BotRef;
 #[cfg(feature = "secrets")]
 pub use config::parse_secrets_owner;
 pub use config::{Config, ConfigError, DATABASE_FILE, SECRETS_OWNER_FORMAT, SECRETS_OWNER_VAR};
+pub use database::{DATABASE_URL_FORMAT, DATABASE_URL_VAR, Database, PostgresUrl};
 #[cfg(all(feature = "sqlite", feature = "secrets"))]
 pub use doctor::{DoctorReport, Finding, FindingKind};
 pub use error::Error;
