@@ -307,7 +307,7 @@ impl AsyncBotmaker {
     }
 
     /// The synchronous facade, for a call that must not wait for the blocking pool
-    /// (one that does no I/O, such as [`Botmaker::config`]).
+    /// (one that does no I/O, such as [`Botmaker::registry`]).
     pub fn sync(&self) -> &Arc<Botmaker> {
         &self.inner
     }
