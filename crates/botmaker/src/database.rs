@@ -54,19 +54,20 @@ impl Database {
             };
         }
         // libpq's rule: a string that is not a URL and holds an `=` is key=value pairs.
-        if value.contains('=') {
-            return match key_values(value) {
-                Ok(_) => Ok(Self::Postgres(PostgresUrl::new(value, Form::KeyValue))),
-                Err(reason) => Err(invalid(reason)),
-            };
+        let pairs = value.contains('=').then(|| key_values(value));
+        if let Some(Ok(_)) = pairs {
+            return Ok(Self::Postgres(PostgresUrl::new(value, Form::KeyValue)));
         }
-        // `sqlite:data.db`, `file:…`: a scheme without `//`.
+        // `sqlite:data.db`, `file:…?mode=ro`: a scheme without `//`.
         if let Some((scheme, _)) = value.split_once(':')
             && is_scheme(scheme)
         {
             return Err(unsupported(scheme, source_name));
         }
-        Err(invalid("neither a URL nor key=value pairs"))
+        match pairs {
+            Some(Err(reason)) => Err(invalid(reason)),
+            _ => Err(invalid("neither a URL nor key=value pairs")),
+        }
     }
 
     /// The backend's name, as in the facade's spans (`sqlite`, `postgres`).
@@ -110,9 +111,11 @@ enum Form {
 }
 
 /// A PostgreSQL connection string, kept as given (the backend parses it when it
-/// opens). Its `Debug` and `Display` show it with every password replaced by `***`
-/// (the URL's `user:password@`, and the `password` and `sslpassword` parameters of
-/// either form); [`PostgresUrl::expose`] gives the string itself, for the driver only.
+/// opens). Its `Debug` and `Display` show it with every password replaced by `***`:
+/// the URL's `user:password@`, and the value of every parameter of either form but
+/// those that say where, as whom and how to connect (`host`, `port`, `dbname`,
+/// `user`, `sslmode`…), so `password`, `sslpassword` and any unknown one are hidden.
+/// [`PostgresUrl::expose`] gives the string itself, for the driver only.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PostgresUrl {
     value: String,
@@ -122,8 +125,33 @@ pub struct PostgresUrl {
 /// What a password is shown as.
 const REDACTED: &str = "***";
 
-/// The parameters whose values are secrets, in either form.
-const SECRET_KEYS: [&str; 2] = ["password", "sslpassword"];
+/// The parameters whose values are shown, in either form: where and as whom to
+/// connect, and how. Every other value (`password`, `sslpassword`, and anything
+/// this list does not know) is shown as `***`.
+const SHOWN_KEYS: [&str; 17] = [
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "sslmode",
+    "application_name",
+    "connect_timeout",
+    "target_session_attrs",
+    "channel_binding",
+    "load_balance_hosts",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_retries",
+    "tcp_user_timeout",
+    "options",
+];
+
+/// Whether a parameter's value may be shown (see [`SHOWN_KEYS`]).
+fn shown(key: &str) -> bool {
+    SHOWN_KEYS.contains(&key.to_ascii_lowercase().as_str())
+}
 
 impl PostgresUrl {
     fn new(value: &str, form: Form) -> Self {
@@ -151,10 +179,10 @@ impl PostgresUrl {
                     pairs
                         .iter()
                         .map(|(k, v)| {
-                            if SECRET_KEYS.contains(&k.as_str()) {
-                                format!("{k}={REDACTED}")
-                            } else {
+                            if shown(k) {
                                 format!("{k}={}", quote(v))
+                            } else {
+                                format!("{k}={REDACTED}")
                             }
                         })
                         .collect::<Vec<_>>()
@@ -199,10 +227,9 @@ fn redact_url(url: &str) -> String {
     let query: Vec<String> = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str()) => {
-                format!("{key}={REDACTED}")
-            }
-            _ => pair.to_owned(),
+            Some((key, _)) if !shown(key) => format!("{key}={REDACTED}"),
+            Some(_) => pair.to_owned(),
+            None => REDACTED.to_owned(), // not a parameter: nothing says what it holds
         })
         .collect();
     format!("{scheme}://{base}?{}", query.join("&"))
@@ -232,6 +259,12 @@ fn key_values(s: &str) -> Result<Vec<(String, String)>, &'static str> {
         }
         if key.is_empty() {
             return Err("key=value pairs: an `=` has no key before it");
+        }
+        // libpq's parameter names: `host`, `dbname`, `sslmode`, `target_session_attrs`…
+        if !key.starts_with(|c: char| c.is_ascii_alphabetic())
+            || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err("key=value pairs: a key is not a parameter name (letters, digits, `_`)");
         }
         skip_ws(&mut chars);
         let mut value = String::new();
@@ -329,6 +362,14 @@ mod tests {
                 "host=/tmp/pg dbname=botmaker password=***",
             ),
             (
+                "host=/tmp/pg sslkey_pass=hunter2 port=5433",
+                "host=/tmp/pg sslkey_pass=*** port=5433",
+            ),
+            (
+                "postgres://db/botmaker?passfile_secret=hunter2&sslmode=require",
+                "postgres://db/botmaker?passfile_secret=***&sslmode=require",
+            ),
+            (
                 "host=/tmp/pg password = 'hun ter\\'2' sslpassword=hunter2 dbname='a b'",
                 "host=/tmp/pg password=*** sslpassword=*** dbname='a b'",
             ),
@@ -354,6 +395,14 @@ mod tests {
             (
                 "sqlite:data/botmaker.db",
                 "TEST: unsupported database url scheme \"sqlite\"",
+            ),
+            (
+                "file:botmaker.db?mode=ro",
+                "TEST: unsupported database url scheme \"file\"",
+            ),
+            (
+                "host=/tmp hunter2?x=y",
+                "TEST: invalid database url: key=value pairs: a key is not a parameter name",
             ),
             ("", "TEST: invalid database url: the value is empty"),
             ("  ", "TEST: invalid database url: the value is empty"),
@@ -406,8 +455,9 @@ mod tests {
             for given in [
                 format!("mysql://{user}:{password}@db"),
                 format!("host=/tmp password='{escaped}"),
-                // A bare password: named only if it could be a scheme, text before a `:`.
-                password.replace(':', ""),
+                // A bare password: named only if it could be a scheme, text before a `:`,
+                // or a key, text before an `=`.
+                password.replace([':', '='], ""),
             ] {
                 if let Err(e) = Database::parse(&given, "TEST") {
                     prop_assert!(!e.to_string().contains("S3cr3t"), "{given} -> {e}");
