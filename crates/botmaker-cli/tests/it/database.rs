@@ -3,7 +3,7 @@
 //! other scheme are one clear error line; the password never shows, in errors,
 //! the doctor's report or `-vvv` logging.
 
-use crate::Env;
+use crate::{Env, Run};
 
 const PASSWORD: &str = "hUnTeR2-pw-7Qz";
 
@@ -15,16 +15,22 @@ const UNSUPPORTED: &str = "error: this build has no PostgreSQL support for the r
                            postgres://alice:***@db.example/botmaker: enable the `postgres` \
                            feature of the `botmaker` crate";
 
+/// Runs `args` with `BOTMAKER_DATABASE_URL` set to `url`.
+fn run_with_url(env: &Env, args: &[&str], url: &str) -> Run {
+    Run::from(
+        env.cmd(args)
+            .env("BOTMAKER_DATABASE_URL", url)
+            .output()
+            .unwrap(),
+    )
+}
+
 #[test]
 fn unset_or_empty_means_sqlite_in_the_data_dir() {
     let env = Env::new();
     env.with_bot("alpha");
     assert!(env.db().is_file());
-    let out = env
-        .cmd(&["bot", "list"])
-        .env("BOTMAKER_DATABASE_URL", "")
-        .output();
-    let out = crate::Run::from(out.unwrap());
+    let out = run_with_url(&env, &["bot", "list"], "");
     assert!(out.ok().contains("alpha"), "{}", out.stdout);
     let status = env.run(&["migrate", "--status"]);
     assert!(
@@ -70,12 +76,7 @@ fn a_postgres_url_in_a_build_without_postgres_is_one_clear_error_without_the_pas
         flagged.extend_from_slice(args);
         let by_flag = env.run(&flagged);
         assert_eq!(by_flag.error().trim_end(), UNSUPPORTED, "{args:?}");
-        let by_env = crate::Run::from(
-            env.cmd(args)
-                .env("BOTMAKER_DATABASE_URL", &url)
-                .output()
-                .unwrap(),
-        );
+        let by_env = run_with_url(&env, args, &url);
         assert_eq!(by_env.error().trim_end(), UNSUPPORTED, "{args:?}");
     }
     // The doctor reports it as a finding, in text and JSON, without the password.
@@ -115,12 +116,7 @@ fn other_schemes_are_refused_naming_the_scheme_and_never_the_password() {
     );
     assert!(!err.contains(PASSWORD) && out.stdout.is_empty());
     // From the environment, the error names the variable.
-    let out = crate::Run::from(
-        env.cmd(&["bot", "list"])
-            .env("BOTMAKER_DATABASE_URL", &mysql)
-            .output()
-            .unwrap(),
-    );
+    let out = run_with_url(&env, &["bot", "list"], &mysql);
     let err = out.error();
     assert!(
         err.starts_with("error: BOTMAKER_DATABASE_URL: unsupported database url scheme \"mysql\""),
@@ -138,12 +134,7 @@ fn other_schemes_are_refused_naming_the_scheme_and_never_the_password() {
     assert!(err.contains("a quoted value is not closed"), "{err}");
     assert!(!err.contains(PASSWORD));
     // The flag wins over the environment: a bad variable is not read.
-    let out = crate::Run::from(
-        env.cmd(&["--database-url", &pg_url(), "bot", "list"])
-            .env("BOTMAKER_DATABASE_URL", &mysql)
-            .output()
-            .unwrap(),
-    );
+    let out = run_with_url(&env, &["--database-url", &pg_url(), "bot", "list"], &mysql);
     assert_eq!(out.error().trim_end(), UNSUPPORTED);
     // The SQLite installation was left alone.
     assert!(env.run(&["bot", "list"]).ok().contains("alpha"));
@@ -158,16 +149,12 @@ fn verbose_logging_never_prints_the_password() {
         &["-vvv", "doctor"],
         &["-vvv", "migrate"],
     ] {
-        let out = crate::Run::from(
-            env.cmd(args)
-                .env("BOTMAKER_DATABASE_URL", &url)
-                .output()
-                .unwrap(),
-        );
+        let out = run_with_url(&env, args, &url);
         assert_eq!(out.code, 1, "{args:?}: {}{}", out.stdout, out.stderr);
         // The events name the registry, redacted.
         assert!(
-            out.stderr.contains("postgres://alice:***@db.example/botmaker"),
+            out.stderr
+                .contains("postgres://alice:***@db.example/botmaker"),
             "{args:?}: {}",
             out.stderr
         );
