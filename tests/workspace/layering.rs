@@ -70,21 +70,39 @@ fn the_secrets_crate_does_not_link_sqlite() {
     );
 }
 
+/// The crates of each registry backend: a build of the facade for one backend
+/// compiles none of another's.
+const SQLITE_CRATES: [&str; 4] = ["rusqlite", "libsqlite3-sys", "refinery", "botmaker-sqlite"];
+const POSTGRES_CRATES: [&str; 3] = ["postgres", "tokio-postgres", "botmaker-postgres"];
+
 #[test]
-fn the_facade_with_only_secrets_does_not_link_sqlite() {
-    let crates = tree(&[
-        "-p",
-        "botmaker",
-        "--no-default-features",
-        "--features",
-        "secrets",
-    ]);
-    assert!(crates.iter().any(|c| c == "botmaker-secrets"));
-    assert_absent(
-        &crates,
-        &["rusqlite", "libsqlite3-sys", "refinery", "botmaker-sqlite"],
-        "botmaker[secrets]",
-    );
+fn each_facade_build_compiles_only_its_own_backend() {
+    // (features, a crate it must have, the crates it must not). The facade holds the
+    // registry as a trait object, so `Botmaker` needs only `secrets`: a service with
+    // its own store (or PostgreSQL, once its feature exists: `secrets,postgres`
+    // lacks SQLITE_CRATES) compiles no SQLite.
+    for (features, has, lacks) in [
+        ("secrets", "botmaker-secrets", &SQLITE_CRATES[..]),
+        ("sqlite,secrets", "rusqlite", &POSTGRES_CRATES[..]),
+        (
+            "sqlite,secrets,backup,tokio",
+            "rusqlite",
+            &POSTGRES_CRATES[..],
+        ),
+    ] {
+        let crates = tree(&[
+            "-p",
+            "botmaker",
+            "--no-default-features",
+            "--features",
+            features,
+        ]);
+        assert!(
+            crates.iter().any(|c| c == has),
+            "botmaker[{features}] lacks {has}"
+        );
+        assert_absent(&crates, lacks, &format!("botmaker[{features}]"));
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's automation, in Rust.
 //!
-//! - `cargo xtask migrate [--data-dir DIR] [--status]`: create or upgrade the database,
-//!   by running `botmaker migrate` (one code path for migrating).
+//! - `cargo xtask migrate [--data-dir DIR] [--database-url URL] [--status]`: create or
+//!   upgrade the registry, by running `botmaker migrate` (one code path for migrating).
 //! - `cargo xtask ci`: exactly what CI runs.
 //! - `cargo xtask bench [--n N] [--m M] [--threads T] [--raw] [--only-async]`: the standard workload
 //!   (`../shared/bench/WORKLOAD.md`), the `botmaker-bench` binary in a release build.
@@ -33,11 +33,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the database (`<data dir>/botmaker.db`) or apply pending migrations.
+    /// Create the registry (`<data dir>/botmaker.db`, or the PostgreSQL database the
+    /// URL names) or apply pending migrations.
     Migrate {
         /// Data directory [default: $BOTMAKER_DATA_DIR, else ./data].
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Registry database: postgres://…, postgresql://… or key=value pairs select
+        /// PostgreSQL. Put a URL with a password in BOTMAKER_DATABASE_URL instead: a
+        /// command line is visible to other users [default: $BOTMAKER_DATABASE_URL,
+        /// else SQLite in the data dir].
+        #[arg(long, value_name = "URL")]
+        database_url: Option<OsString>,
         /// List applied and pending migrations instead of migrating.
         #[arg(long)]
         status: bool,
@@ -92,11 +99,20 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Migrate { data_dir, status } => {
-            // The CLI's global flags come before its subcommand.
+        Command::Migrate {
+            data_dir,
+            database_url,
+            status,
+        } => {
+            // The CLI's global flags come before its subcommand. The URL is handed on
+            // as given: the CLI parses it (xtask links none of our crates), and its
+            // errors name the flag, never the password.
             let mut args: Vec<OsString> = Vec::new();
             if let Some(dir) = data_dir {
                 args.extend(["--data-dir".into(), dir.into_os_string()]);
+            }
+            if let Some(url) = database_url {
+                args.extend(["--database-url".into(), url]);
             }
             args.push("migrate".into());
             if status {

@@ -33,6 +33,12 @@ struct Global {
     /// Data directory holding botmaker.db [env: BOTMAKER_DATA_DIR; default: ./data]
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Registry database: postgres://…, postgresql://… or key=value pairs such as
+    /// `host=/run/postgresql dbname=botmaker` select PostgreSQL. Put a URL with a
+    /// password in the environment instead: a command line is visible to other users
+    /// [env: BOTMAKER_DATABASE_URL; default: SQLite at <data dir>/botmaker.db]
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
     /// Secrets directory [env: BOTMAKER_SECRETS_DIR, then SECRETS_DIR; default: ./secrets]
     #[arg(long, global = true, value_name = "DIR")]
     secrets_dir: Option<PathBuf>,
@@ -220,11 +226,14 @@ pub(crate) enum Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
-    // The flag wins over the environment, so a bad BOTMAKER_SECRETS_OWNER that the flag
-    // overrides is not read at all.
+    // A flag wins over the environment, so a bad BOTMAKER_SECRETS_OWNER or
+    // BOTMAKER_DATABASE_URL that a flag overrides is not read at all.
     let flag_owner = cli.global.secrets_owner;
+    let flag_database = cli.global.database_url;
     let env = |key: &str| {
-        if key == botmaker::SECRETS_OWNER_VAR && flag_owner.is_some() {
+        if (key == botmaker::SECRETS_OWNER_VAR && flag_owner.is_some())
+            || (key == botmaker::DATABASE_URL_VAR && flag_database.is_some())
+        {
             None
         } else {
             std::env::var_os(key)
@@ -245,6 +254,16 @@ fn main() -> ExitCode {
     }
     if flag_owner.is_some() {
         config = config.with_secrets_owner(flag_owner);
+    }
+    // Parsed here, not by clap: clap's error would repeat the value, password included.
+    if let Some(url) = flag_database {
+        match botmaker::Database::parse(&url, "--database-url") {
+            Ok(database) => config = config.with_database(database),
+            Err(e) => {
+                eprintln!("{}", error_line(&e.into()));
+                return ExitCode::FAILURE;
+            }
+        }
     }
     let stdout = io::stdout();
     let mut out = stdout.lock();

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use botmaker::domain::{BotId, BotRepository, NewBot, SecretName};
+use botmaker::domain::{BotId, NewBot, SecretName};
 use botmaker::secrets::{SecretsError, SecretsStore};
 use botmaker::{Botmaker, Config, FindingKind};
 
@@ -145,7 +145,7 @@ pub fn run(
                 "gpt-4o".parse()?,
                 "slack".parse()?,
             );
-            bm.store().create(&new)?;
+            bm.registry().create(&new)?;
         }
     }
     // Opened once and kept: its listing is taken before any reopening sweeps.

@@ -8,7 +8,7 @@
 //! and as cheap to clone as an [`Arc`]:
 //!
 //! - [`AsyncBotmaker`]: the facade ([`Botmaker`]): bots with their
-//!   secrets, kept consistent (features `sqlite` and `secrets`);
+//!   secrets, kept consistent (feature `secrets`);
 //! - [`AsyncRegistry`]: the bot registry alone, any [`BotRepository`] (the SQLite
 //!   store, the in-memory one, a later backend);
 //! - [`AsyncSecrets`]: the secrets store alone (feature `secrets`), for a service
@@ -67,7 +67,7 @@ use botmaker_domain::{
 #[cfg(feature = "secrets")]
 use botmaker_secrets::{AuditReport, SecretMeta, SecretValue, SecretsOptions, SecretsStore};
 
-#[cfg(all(feature = "sqlite", feature = "secrets"))]
+#[cfg(feature = "secrets")]
 use crate::{BotRef, Botmaker, Config, DoctorReport};
 use crate::{Error, Result};
 
@@ -354,14 +354,14 @@ impl Drop for Drainer {
 /// # Ok(())
 /// # }
 /// ```
-#[cfg(all(feature = "sqlite", feature = "secrets"))]
+#[cfg(feature = "secrets")]
 #[derive(Clone, Debug)]
 pub struct AsyncBotmaker {
     inner: Arc<Botmaker>,
     reads: Arc<Reads>,
 }
 
-#[cfg(all(feature = "sqlite", feature = "secrets"))]
+#[cfg(feature = "secrets")]
 impl AsyncBotmaker {
     /// Wraps an open installation.
     pub fn new(bm: Botmaker) -> Self {
@@ -395,7 +395,7 @@ impl AsyncBotmaker {
     }
 
     /// The synchronous facade, for a call that must not wait for the blocking pool
-    /// (one that does no I/O, such as [`Botmaker::config`]).
+    /// (one that does no I/O, such as [`Botmaker::registry`]).
     pub fn sync(&self) -> &Arc<Botmaker> {
         &self.inner
     }

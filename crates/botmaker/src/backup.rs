@@ -120,6 +120,15 @@ pub enum BackupError {
         /// This code's newest version.
         code: u32,
     },
+    /// The installation's registry is not an SQLite file (its configuration selects
+    /// PostgreSQL): these copy an SQLite registry; nothing was read or written.
+    #[error(
+        "backup and restore copy an SQLite registry, and this installation's registry is {database}; back up a PostgreSQL registry with its own tools (pg_dump)"
+    )]
+    NotSqlite {
+        /// The registry, its password redacted.
+        database: String,
+    },
     /// The installation to restore into is not empty; nothing was written.
     #[error("cannot restore into {path}: {what}; restore only into an empty installation", path = path.display())]
     TargetNotEmpty {
@@ -193,6 +202,7 @@ pub fn backup(
     mut progress: impl FnMut(Progress),
 ) -> Result<BackupReport> {
     let started = Instant::now();
+    require_sqlite(config)?;
     prepare_dir(dir)?;
     let secrets = SecretsStore::open_with(config.secrets_dir(), config.secrets_options()?)?;
     let registry = dir.join(REGISTRY_FILE);
@@ -322,6 +332,18 @@ fn copy_bot(secrets: &SecretsStore, bot: &BotId, secrets_dir: &Path) -> Result<C
     } else {
         fs::remove_dir_all(&target).map_err(|e| BackupError::io("remove", &target, e))?;
         Ok(Copied::Deleted)
+    }
+}
+
+/// Backup and restore copy the SQLite file: refused, before anything is touched, for
+/// a registry elsewhere.
+fn require_sqlite(config: &Config) -> Result<()> {
+    match config.database()? {
+        crate::Database::Sqlite => Ok(()),
+        other => Err(BackupError::NotSqlite {
+            database: crate::registry::describe(config, other),
+        }
+        .into()),
     }
 }
 

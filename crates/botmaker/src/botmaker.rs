@@ -1,5 +1,8 @@
 //! [`Botmaker`]: the registry and the secrets store, kept consistent with each other.
 
+use std::fmt;
+use std::sync::Arc;
+
 use botmaker_domain::{
     Bot, BotRef, BotRepository, BotStatus, ContainerId, NewBot, RepoError, SecretName, observe,
     op_span,
@@ -7,11 +10,19 @@ use botmaker_domain::{
 use botmaker_secrets::{
     LockMode, SecretMeta, SecretValue, SecretsError, SecretsOptions, SecretsStore,
 };
-use botmaker_sqlite::{SqliteStore, StoreOptions};
+#[cfg(feature = "sqlite")]
+use botmaker_sqlite::SqliteStore;
 
-use crate::{Config, Error, Result};
+use crate::registry::{self, Backend};
+use crate::{Config, Error, RegistryOptions, Result};
 
-/// An installation: the bot registry (SQLite) and the secrets store, opened together.
+/// An installation: the bot registry and the secrets store, opened together.
+///
+/// The registry is any [`BotRepository`], held as an `Arc<dyn BotRepository>`: the
+/// SQLite file or a PostgreSQL server as the [`Config`] selects
+/// ([`Config::database`]), or a store of the caller's ([`Botmaker::new`]: the
+/// in-memory `MemoryRepository` in tests, say). Every bot operation is one call
+/// through the port, the same code for every backend.
 ///
 /// Operations that touch both keep them consistent: creating a bot writes its secrets
 /// directory first and the row second, and removes the directory again if the row
@@ -32,55 +43,109 @@ use crate::{Config, Error, Result};
 /// could be a typo that `set_secret` would turn into an orphan directory) and because
 /// it carries the provider that [`Bot::required_secrets`] depends on. A caller holding
 /// a `BotRef` calls `resolve` first: `bm.set_secret(&bm.resolve(&r)?, &name, value)`.
-#[derive(Debug)]
 pub struct Botmaker {
-    config: Config,
-    store: SqliteStore,
+    registry: Arc<dyn BotRepository>,
+    /// The same registry's own handle, for what the port does not express.
+    backend: Backend,
     secrets: SecretsStore,
 }
 
+impl fmt::Debug for Botmaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Botmaker")
+            .field("backend", &self.backend.name())
+            .field("secrets", &self.secrets)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Botmaker {
-    /// Opens the database (which must exist and be fully migrated: run
-    /// [`migrate`](crate::migrate) first) and the secrets store (created 0700 when
-    /// missing), with default store options and the installation's secrets options
-    /// ([`Config::secrets_options`]: its owner).
-    pub fn open(config: &Config) -> Result<Self> {
-        Self::open_with(config, StoreOptions::default(), config.secrets_options()?)
+    /// An installation over any registry and an open secrets store: for services
+    /// that build their own store, and for tests (the in-memory `MemoryRepository`).
+    ///
+    /// The facade does nothing backend-specific for such a registry, so its
+    /// acknowledged writes must be durable on their own: a bot's secrets are removed
+    /// right after its row's delete returns. An SQLite store, which commits to its
+    /// WAL without an fsync, is injected with [`Botmaker::from_sqlite`] instead,
+    /// which makes the delete durable first.
+    pub fn new(registry: Arc<dyn BotRepository>, secrets: SecretsStore) -> Self {
+        Self {
+            registry,
+            backend: Backend::Injected,
+            secrets,
+        }
     }
 
-    /// Opens with explicit store options; `secrets` replaces the config's secrets
-    /// options, owner included.
+    /// An installation over an open SQLite store (what [`Botmaker::open`] builds when
+    /// the configuration selects SQLite), with the SQLite-specific work it needs: a
+    /// delete is made durable ([`SqliteStore::sync`]) before the secrets go.
+    #[cfg(feature = "sqlite")]
+    pub fn from_sqlite(store: SqliteStore, secrets: SecretsStore) -> Self {
+        let store = Arc::new(store);
+        Self {
+            registry: store.clone(),
+            backend: Backend::Sqlite(store),
+            secrets,
+        }
+    }
+
+    /// Opens the registry the configuration selects ([`Config::database`]; it must
+    /// exist and be fully migrated: run [`migrate`](crate::migrate) first) and the
+    /// secrets store (created 0700 when missing), with the default registry options
+    /// and the installation's secrets options ([`Config::secrets_options`]: its
+    /// owner). A registry whose backend this build lacks is
+    /// [`Error::Unsupported`].
+    pub fn open(config: &Config) -> Result<Self> {
+        Self::open_with(
+            config,
+            RegistryOptions::default(),
+            config.secrets_options()?,
+        )
+    }
+
+    /// Opens with explicit registry options (those of the backend the configuration
+    /// selects are used); `secrets` replaces the config's secrets options, owner
+    /// included.
     pub fn open_with(
         config: &Config,
-        store: StoreOptions,
+        registry: RegistryOptions,
         secrets: SecretsOptions,
     ) -> Result<Self> {
-        observe::run(op_span!("open", botmaker_sqlite::BACKEND), || {
-            let store = SqliteStore::open_with(&config.database_path(), store)?;
+        let backend = config
+            .database()
+            .map_or("unknown", crate::Database::backend);
+        observe::run(op_span!("open", backend), || {
+            let (registry, backend) = registry::open(config, registry)?;
             let secrets = SecretsStore::open_with(config.secrets_dir(), secrets)?;
             Ok(Self {
-                config: config.clone(),
-                store,
+                registry,
+                backend,
                 secrets,
             })
         })
     }
 
     /// The registry's backend, the `backend` field of the facade's spans
-    /// (`botmaker_domain::observe`): `"sqlite"` until a second backend exists.
-    #[allow(clippy::unused_self)] // a method: with a second backend it asks the store
+    /// (`botmaker_domain::observe`): `sqlite`, or `injected` for [`Botmaker::new`].
     fn backend(&self) -> &'static str {
-        botmaker_sqlite::BACKEND
+        self.backend.name()
     }
 
-    /// The configuration it was opened with.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The bot registry, for operations that need only it (and to share it, e.g.
+    /// with `aio::AsyncRegistry::from_arc`).
+    pub fn registry(&self) -> &Arc<dyn BotRepository> {
+        &self.registry
     }
 
-    /// The bot registry, for operations that need only it.
-    pub fn store(&self) -> &SqliteStore {
-        &self.store
+    /// The SQLite store, when the registry is one (opened from a configuration that
+    /// selects SQLite, or [`Botmaker::from_sqlite`]): for what only SQLite has, such
+    /// as its integrity check or write statistics.
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite(&self) -> Option<&SqliteStore> {
+        match &self.backend {
+            Backend::Sqlite(store) => Some(store),
+            Backend::Injected => None,
+        }
     }
 
     /// The secrets store, for operations that need only it.
@@ -93,8 +158,8 @@ impl Botmaker {
     pub fn resolve(&self, bot: &BotRef) -> Result<Bot> {
         observe::run(op_span!("resolve", self.backend()), || {
             Ok(match bot {
-                BotRef::Id(id) => self.store.get(id)?,
-                BotRef::Name(name) => self.store.get_by_name(name)?,
+                BotRef::Id(id) => self.registry.get(id)?,
+                BotRef::Name(name) => self.registry.get_by_name(name)?,
             })
         })
     }
@@ -107,12 +172,12 @@ impl Botmaker {
             || {
                 // Refuse before touching the disk when the registry already says no: a taken id
                 // or name would otherwise write secrets only to remove them again.
-                match self.store.get(&new.id) {
+                match self.registry.get(&new.id) {
                     Ok(_) => return Err(RepoError::IdTaken { id: new.id }.into()),
                     Err(RepoError::NotFound { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
-                match self.store.get_by_name(&new.name) {
+                match self.registry.get_by_name(&new.name) {
                     Ok(_) => {
                         return Err(RepoError::NameTaken {
                             name: new.name.clone(),
@@ -133,7 +198,7 @@ impl Botmaker {
                 let written = secrets
                     .iter()
                     .try_for_each(|(name, value)| Ok(self.secrets.write(&new.id, name, value)?));
-                let created = written.and_then(|()| Ok(self.store.create(new)?));
+                let created = written.and_then(|()| Ok(self.registry.create(new)?));
                 created.map_err(|cause| match self.secrets.delete_bot(&new.id) {
                     Ok(()) | Err(SecretsError::BotNotFound { .. }) => cause,
                     Err(cleanup) => Error::Compensation {
@@ -148,7 +213,7 @@ impl Botmaker {
     /// All bots (or those with `status`), newest first.
     pub fn list_bots(&self, status: Option<BotStatus>) -> Result<Vec<Bot>> {
         observe::run(op_span!("list_bots", self.backend()), || {
-            Ok(self.store.list(status)?)
+            Ok(self.registry.list(status)?)
         })
     }
 
@@ -156,7 +221,7 @@ impl Botmaker {
     pub fn set_status(&self, bot: &Bot, to: BotStatus) -> Result<Bot> {
         observe::run(
             op_span!("set_status", self.backend(), bot_id = bot.id),
-            || Ok(self.store.set_status(&bot.id, to)?),
+            || Ok(self.registry.set_status(&bot.id, to)?),
         )
     }
 
@@ -164,7 +229,7 @@ impl Botmaker {
     pub fn set_container_id(&self, bot: &Bot, container: Option<&ContainerId>) -> Result<Bot> {
         observe::run(
             op_span!("set_container_id", self.backend(), bot_id = bot.id),
-            || Ok(self.store.set_container_id(&bot.id, container)?),
+            || Ok(self.registry.set_container_id(&bot.id, container)?),
         )
     }
 
@@ -172,8 +237,8 @@ impl Botmaker {
     /// caller resolved it: the store's delete does not return the row, and reading it
     /// again would cost the second lookup this signature exists to avoid.
     ///
-    /// The row goes first, and its delete is made durable ([`SqliteStore::sync`])
-    /// before the directory is touched, so that a crash in between, power loss
+    /// The row goes first, and its delete is made durable (SQLite's commit is
+    /// fsynced: `SqliteStore::sync`) before the directory is touched, so that a crash in between, power loss
     /// included, leaves only an orphan directory, which the doctor quarantines; the
     /// reverse order would leave a registered bot without its credentials.
     pub fn delete_bot(&self, bot: &Bot) -> Result<Bot> {
@@ -183,12 +248,12 @@ impl Botmaker {
                 // Between the two steps the directory is an orphan: the doctor's fix step
                 // (exclusive) waits until it is gone instead of quarantining it.
                 let _lock = self.secrets.lock(LockMode::Shared)?;
-                self.store.delete(&bot.id)?;
+                self.registry.delete(&bot.id)?;
                 // The commit is in the WAL but not yet on disk (synchronous=NORMAL): make it
                 // durable before the directory goes to the trash, which the next open sweeps,
                 // or a power cut could bring the row back without its secrets. If this fails,
                 // the directory stays: an orphan at worst, which the doctor quarantines.
-                self.store.sync()?;
+                self.backend.sync()?;
                 match self.secrets.delete_bot(&bot.id) {
                     // No directory: a bot created without secrets, or a crash of an earlier
                     // delete after this step; either way there is nothing left to remove.

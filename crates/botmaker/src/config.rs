@@ -1,6 +1,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::database::{DATABASE_URL_FORMAT, DATABASE_URL_VAR, Database};
+
 /// The file name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "botmaker.db";
 
@@ -11,8 +13,9 @@ pub const SECRETS_OWNER_VAR: &str = "BOTMAKER_SECRETS_OWNER";
 /// when it parses its flag.
 pub const SECRETS_OWNER_FORMAT: &str = "UID:GID, two numbers such as 65534:65534";
 
-/// Where an installation keeps its data: the database under the data directory and
-/// the per-bot secrets under the secrets directory; and who owns the secrets.
+/// Where an installation keeps its data: the registry (SQLite under the data
+/// directory, or a PostgreSQL server), the per-bot secrets under the secrets
+/// directory; and who owns the secrets.
 ///
 /// [`Config::from_env`] reads, in order of precedence:
 ///
@@ -21,10 +24,12 @@ pub const SECRETS_OWNER_FORMAT: &str = "UID:GID, two numbers such as 65534:65534
 /// | data directory | `BOTMAKER_DATA_DIR` | `./data` |
 /// | secrets directory | `BOTMAKER_SECRETS_DIR`, then `SECRETS_DIR` | `./secrets` |
 /// | secrets owner | `BOTMAKER_SECRETS_OWNER` (`UID:GID`) | none: the effective user |
+/// | registry | `BOTMAKER_DATABASE_URL` ([`Database::parse`]) | SQLite at `<data dir>/botmaker.db` |
 ///
-/// An empty variable counts as unset. Explicit values ([`Config::new`],
+/// An empty variable counts as unset. A database URL's password never appears in
+/// `Debug` or in an error ([`PostgresUrl`](crate::PostgresUrl)). Explicit values ([`Config::new`],
 /// [`Config::with_data_dir`], [`Config::with_secrets_dir`],
-/// `Config::with_secrets_owner`) win over the environment.
+/// `Config::with_secrets_owner`, [`Config::with_database`]) win over the environment.
 ///
 /// The secrets owner is part of the installation, not of one command: the secrets
 /// store hands every directory and file it creates to it (`fchown`) and expects it on
@@ -38,6 +43,10 @@ pub const SECRETS_OWNER_FORMAT: &str = "UID:GID, two numbers such as 65534:65534
 pub struct Config {
     data_dir: PathBuf,
     secrets_dir: PathBuf,
+    database: Database,
+    /// A malformed `BOTMAKER_DATABASE_URL` read by the lenient [`Config::from_env`]:
+    /// kept, and returned by [`Config::database`], so that opening refuses it.
+    database_error: Option<ConfigError>,
     #[cfg(feature = "secrets")]
     secrets_owner: Option<botmaker_secrets::Owner>,
     /// A malformed owner read by the lenient [`Config::from_env`]: kept, and returned
@@ -61,6 +70,31 @@ pub enum ConfigError {
         /// The value as given (lossily decoded if it was not UTF-8).
         value: String,
     },
+    /// A database URL whose scheme selects no backend. The scheme is named; the rest
+    /// of the URL (which may hold a password) is not.
+    #[error(
+        "{source_name}: unsupported database url scheme {scheme:?}: expected {}; unset means SQLite at <data dir>/{}",
+        DATABASE_URL_FORMAT,
+        DATABASE_FILE
+    )]
+    UnsupportedDatabaseScheme {
+        /// Where the value came from (an environment variable or a flag).
+        source_name: String,
+        /// The scheme, the text before `:`.
+        scheme: String,
+    },
+    /// A database URL that cannot be read as one. The value is not repeated: it may
+    /// hold a password.
+    #[error(
+        "{source_name}: invalid database url: {reason}: expected {}",
+        DATABASE_URL_FORMAT
+    )]
+    InvalidDatabaseUrl {
+        /// Where the value came from (an environment variable or a flag).
+        source_name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 impl Config {
@@ -74,6 +108,8 @@ impl Config {
         Self {
             data_dir: data_dir.into(),
             secrets_dir: secrets_dir.into(),
+            database: Database::Sqlite,
+            database_error: None,
             #[cfg(feature = "secrets")]
             secrets_owner: None,
             #[cfg(feature = "secrets")]
@@ -98,7 +134,8 @@ impl Config {
         Self::read(|key| lookup(key).map(PathBuf::into_os_string))
     }
 
-    /// From the process environment, refusing a malformed `BOTMAKER_SECRETS_OWNER`.
+    /// From the process environment, refusing a malformed `BOTMAKER_SECRETS_OWNER` or
+    /// `BOTMAKER_DATABASE_URL`.
     pub fn try_from_env() -> Result<Self, ConfigError> {
         Self::try_from_lookup(|key| std::env::var_os(key))
     }
@@ -108,6 +145,9 @@ impl Config {
         let config = Self::read(lookup);
         #[cfg(feature = "secrets")]
         if let Some(e) = &config.owner_error {
+            return Err(e.clone());
+        }
+        if let Some(e) = &config.database_error {
             return Err(e.clone());
         }
         Ok(config)
@@ -130,9 +170,20 @@ impl Config {
                 }),
             })
             .transpose();
+        let database = get(DATABASE_URL_VAR)
+            .map(|v| match v.to_str() {
+                Some(text) => Database::parse(text, DATABASE_URL_VAR),
+                None => Err(ConfigError::InvalidDatabaseUrl {
+                    source_name: DATABASE_URL_VAR.to_owned(),
+                    reason: "the value is not UTF-8",
+                }),
+            })
+            .transpose();
         Self {
             data_dir,
             secrets_dir,
+            database: database.clone().ok().flatten().unwrap_or_default(),
+            database_error: database.err(),
             #[cfg(feature = "secrets")]
             secrets_owner: owner.clone().ok().flatten(),
             #[cfg(feature = "secrets")]
@@ -164,6 +215,24 @@ impl Config {
         self
     }
 
+    /// The same configuration with another registry (e.g. from a `--database-url`
+    /// flag, read with [`Database::parse`]); it replaces a malformed one read before.
+    #[must_use]
+    pub fn with_database(mut self, database: Database) -> Self {
+        self.database = database;
+        self.database_error = None;
+        self
+    }
+
+    /// Where the registry lives; the error when the environment held a malformed
+    /// `BOTMAKER_DATABASE_URL`.
+    pub fn database(&self) -> Result<&Database, ConfigError> {
+        match &self.database_error {
+            Some(e) => Err(e.clone()),
+            None => Ok(&self.database),
+        }
+    }
+
     /// The owner of the secrets store's files, if one is configured.
     #[cfg(feature = "secrets")]
     pub fn secrets_owner(&self) -> Option<botmaker_secrets::Owner> {
@@ -193,7 +262,8 @@ impl Config {
         &self.secrets_dir
     }
 
-    /// `<data dir>/botmaker.db`.
+    /// `<data dir>/botmaker.db`: the registry when [`Config::database`] is
+    /// [`Database::Sqlite`].
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join(DATABASE_FILE)
     }
@@ -328,6 +398,65 @@ mod tests {
             parse_secrets_owner("0:0", "x"),
             Ok(Owner { uid: 0, gid: 0 })
         );
+    }
+
+    #[test]
+    fn the_database_url_selects_the_backend_and_a_bad_one_is_refused() {
+        assert_eq!(from(&[]).database(), Ok(&Database::Sqlite));
+        assert_eq!(
+            from(&[("BOTMAKER_DATABASE_URL", "")]).database(),
+            Ok(&Database::Sqlite)
+        );
+        let c = from(&[(
+            "BOTMAKER_DATABASE_URL",
+            "postgres://alice:hunter2@db.example/botmaker",
+        )]);
+        let Ok(Database::Postgres(url)) = c.database() else {
+            panic!("{c:?}");
+        };
+        assert_eq!(url.expose(), "postgres://alice:hunter2@db.example/botmaker");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(
+            debug.contains("postgres://alice:***@db.example/botmaker"),
+            "{debug}"
+        );
+        assert_eq!(c.with_database(Database::Sqlite), Config::default());
+
+        let bad = |k: &str| {
+            (k == DATABASE_URL_VAR).then(|| OsString::from("mysql://root:hunter2@db/botmaker"))
+        };
+        let err = Config::try_from_lookup(bad).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "BOTMAKER_DATABASE_URL: unsupported database url scheme \"mysql\": expected \
+             postgres://…, postgresql://… or key=value pairs such as \
+             `host=/run/postgresql dbname=botmaker`; unset means SQLite at <data dir>/botmaker.db"
+        );
+        // The lenient reader keeps it for the opener to refuse; an explicit database
+        // replaces it.
+        let lenient = Config::from_lookup(|k| bad(k).map(PathBuf::from));
+        assert_eq!(lenient.database(), Err(err));
+        assert!(!format!("{lenient:?}").contains("hunter2"));
+        assert_eq!(
+            lenient.with_database(Database::Sqlite).database(),
+            Ok(&Database::Sqlite)
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt as _;
+            let err = Config::try_from_lookup(|k| {
+                (k == DATABASE_URL_VAR).then(|| OsString::from_vec(vec![b'p', 0xff]))
+            })
+            .unwrap_err();
+            assert_eq!(
+                err,
+                ConfigError::InvalidDatabaseUrl {
+                    source_name: DATABASE_URL_VAR.to_owned(),
+                    reason: "the value is not UTF-8"
+                }
+            );
+        }
     }
 
     #[cfg(feature = "secrets")]

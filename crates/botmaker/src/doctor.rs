@@ -2,18 +2,21 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
 use botmaker_domain::{BotId, BotRepository, SecretName};
 use botmaker_secrets::{Issue, LockMode, SecretsStore};
+#[cfg(feature = "sqlite")]
 use botmaker_sqlite::{SqliteStore, StoreError, StoreOptions};
 
-use crate::{Botmaker, Config};
+use crate::{Botmaker, Config, DATABASE_URL_VAR, Database, registry};
 
 /// What area a [`Finding`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum FindingKind {
-    /// The database file: missing, not a database, failing its integrity check.
+    /// The registry: missing, not a database, failing its integrity check, a backend
+    /// this build lacks, a malformed database URL.
     Database,
     /// The schema: migrations pending, or a database newer than the code.
     Migrations,
@@ -146,7 +149,7 @@ impl Botmaker {
         let span = tracing::debug_span!(
             "doctor",
             op = "doctor",
-            backend = botmaker_sqlite::BACKEND,
+            backend = config.database().map_or("unknown", Database::backend),
             fix,
             findings = tracing::field::Empty,
             outcome = tracing::field::Empty
@@ -170,7 +173,7 @@ impl Botmaker {
 fn doctor(config: &Config, fix: bool) -> DoctorReport {
     {
         let mut report = DoctorReport::default();
-        let store = check_database(config, &mut report);
+        let registry = check_database(config, &mut report);
         let secrets_subject = config.secrets_dir().display().to_string();
         // The installation's options, owner included: with the defaults, every file of
         // an installation with an owner would be reported as someone else's.
@@ -188,16 +191,49 @@ fn doctor(config: &Config, fix: bool) -> DoctorReport {
             }
         };
         check_secrets(&secrets, fix, &secrets_subject, &mut report);
-        if let Some(store) = store {
-            check_consistency(&store, &secrets, fix, &mut report);
+        if let Some((registry, subject)) = registry {
+            check_consistency(registry.as_ref(), &subject, &secrets, fix, &mut report);
         }
         report
     }
 }
 
-/// Opens the database the way every command does (never migrating) and runs its
-/// integrity check; `None` when it cannot be opened (reported).
-fn check_database(config: &Config, report: &mut DoctorReport) -> Option<SqliteStore> {
+/// Opens the registry the configuration selects, the way every command does (never
+/// migrating), and runs its backend's health check: the registry and how findings
+/// name it, or `None` when it cannot be opened (reported).
+fn check_database(
+    config: &Config,
+    report: &mut DoctorReport,
+) -> Option<(Arc<dyn BotRepository>, String)> {
+    let database = match config.database() {
+        Ok(database) => database,
+        Err(e) => {
+            report.push(
+                FindingKind::Database,
+                DATABASE_URL_VAR,
+                e.to_string(),
+                false,
+            );
+            return None;
+        }
+    };
+    let subject = registry::describe(config, database);
+    #[allow(unreachable_patterns)] // the last arm: only builds without a backend's feature
+    match database {
+        #[cfg(feature = "sqlite")]
+        Database::Sqlite => check_sqlite(config, report).map(|store| (store, subject)),
+        other => {
+            let e = registry::unsupported(config, other);
+            report.push(FindingKind::Database, subject, e.to_string(), false);
+            None
+        }
+    }
+}
+
+/// SQLite: `PRAGMA integrity_check`, and the store's refusals (a schema too new,
+/// migrations pending) as migration findings.
+#[cfg(feature = "sqlite")]
+fn check_sqlite(config: &Config, report: &mut DoctorReport) -> Option<Arc<dyn BotRepository>> {
     let db_path = config.database_path();
     let subject = db_path.display().to_string();
     match SqliteStore::open_with(&db_path, StoreOptions::default()) {
@@ -215,7 +251,7 @@ fn check_database(config: &Config, report: &mut DoctorReport) -> Option<SqliteSt
                 }
                 Err(e) => report.push(FindingKind::Database, &subject, e.to_string(), false),
             }
-            Some(store)
+            Some(Arc::new(store))
         }
         Err(e) => {
             let kind = match e {
@@ -234,6 +270,7 @@ fn check_database(config: &Config, report: &mut DoctorReport) -> Option<SqliteSt
 /// store's message does not name a command: a library cannot know which binary its
 /// caller runs, but the doctor's report is advice for an operator of this
 /// installation, where both migrate commands exist.
+#[cfg(feature = "sqlite")]
 fn with_migrate_hint(e: &StoreError) -> String {
     format!("{e}{}", crate::migrate_hint(e).unwrap_or(""))
 }
@@ -273,7 +310,8 @@ fn check_secrets(secrets: &SecretsStore, fix: bool, subject: &str, report: &mut 
 /// The two halves against each other: orphan secrets directories, and registered bots
 /// missing required secrets.
 fn check_consistency(
-    store: &SqliteStore,
+    store: &dyn BotRepository,
+    subject: &str,
     secrets: &SecretsStore,
     fix: bool,
     report: &mut DoctorReport,
@@ -301,12 +339,7 @@ fn check_consistency(
     let rows = match store.list(None) {
         Ok(rows) => rows,
         Err(e) => {
-            report.push(
-                FindingKind::Database,
-                store.path().display().to_string(),
-                e.to_string(),
-                false,
-            );
+            report.push(FindingKind::Database, subject, e.to_string(), false);
             return;
         }
     };

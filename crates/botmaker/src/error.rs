@@ -27,6 +27,20 @@ pub enum Error {
     #[cfg(feature = "backup")]
     #[error(transparent)]
     Backup(#[from] crate::backup::BackupError),
+    /// The configuration selects a registry whose backend this build does not
+    /// include (its feature is off); nothing was opened. The database is named with
+    /// its password redacted.
+    #[error(
+        "this build has no {backend} support for the registry {database}: enable the `{feature}` feature of the `botmaker` crate"
+    )]
+    Unsupported {
+        /// The backend (`SQLite`, `PostgreSQL`).
+        backend: &'static str,
+        /// The `botmaker` feature that adds it.
+        feature: &'static str,
+        /// The registry: a path, or a connection string without its password.
+        database: String,
+    },
     /// A new bot's id already has a secrets directory (left over from an earlier bot
     /// or a crash); nothing was changed. The doctor's `fix` quarantines it. The
     /// message names no command: which one applies is the caller's to say (the CLI
@@ -64,6 +78,7 @@ impl Error {
             #[cfg(feature = "secrets")]
             Self::Secrets(e) => e.is_retryable(),
             Self::Config(_)
+            | Self::Unsupported { .. }
             | Self::OrphanSecrets { .. }
             | Self::Compensation { .. }
             | Self::RuntimeShutDown => false,

@@ -10,21 +10,22 @@ pub use botmaker_sqlite as sqlite;
 pub mod aio;
 #[cfg(feature = "backup")]
 pub mod backup;
-#[cfg(all(feature = "sqlite", feature = "secrets"))]
+#[cfg(feature = "secrets")]
 mod botmaker;
 mod config;
-#[cfg(all(feature = "sqlite", feature = "secrets"))]
+mod database;
+#[cfg(feature = "secrets")]
 mod doctor;
 mod error;
-#[cfg(feature = "sqlite")]
 mod migrate;
+mod registry;
 
 #[cfg(feature = "backup")]
 pub use backup::{
     BackupError, BackupReport, Progress, RestoreReport, VerifyReport, backup, restore,
     verify_backup,
 };
-#[cfg(all(feature = "sqlite", feature = "secrets"))]
+#[cfg(feature = "secrets")]
 pub use botmaker::Botmaker;
 /// How a caller names a bot (an id or a name), for `Botmaker::resolve`; defined in
 /// the domain crate, whose `RepoError::NotFound` carries one.
@@ -32,11 +33,14 @@ pub use botmaker_domain::BotRef;
 #[cfg(feature = "secrets")]
 pub use config::parse_secrets_owner;
 pub use config::{Config, ConfigError, DATABASE_FILE, SECRETS_OWNER_FORMAT, SECRETS_OWNER_VAR};
-#[cfg(all(feature = "sqlite", feature = "secrets"))]
+pub use database::{DATABASE_URL_FORMAT, DATABASE_URL_VAR, Database, PostgresUrl};
+#[cfg(feature = "secrets")]
 pub use doctor::{DoctorReport, Finding, FindingKind};
 pub use error::Error;
 #[cfg(feature = "sqlite")]
-pub use migrate::{migrate, migrate_hint, migration_status};
+pub use migrate::migrate_hint;
+pub use migrate::{MigrationReport, MigrationStatus, migrate, migration_status};
+pub use registry::RegistryOptions;
 
 /// Result with the facade's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

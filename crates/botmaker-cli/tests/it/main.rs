@@ -7,6 +7,7 @@
 )]
 
 mod backup;
+mod database;
 mod errors;
 mod hostile;
 mod logging;
@@ -100,6 +101,7 @@ impl Env {
         cmd.args(args)
             .env_remove("SECRETS_DIR")
             .env_remove("BOTMAKER_SECRETS_OWNER")
+            .env_remove("BOTMAKER_DATABASE_URL")
             .env_remove("RUST_LOG")
             .env("BOTMAKER_DATA_DIR", self.data())
             .env("BOTMAKER_SECRETS_DIR", self.secrets())

@@ -52,7 +52,7 @@ const TEMP_DB: &str = ".botmaker.db.restore-tmp";
 /// existing file), `fsync` of the folder. The registry comes last, so a restore killed
 /// at any moment leaves bot folders without a database (a rerun refuses, naming
 /// them) or the whole installation. A backup with an older schema is then migrated
-/// ([`migrate`](crate::migrate)), and the doctor runs (without fixing).
+/// (the sqlite crate's `migrate`, the one [`migrate`](crate::migrate) calls), and the doctor runs (without fixing).
 ///
 /// `progress` is called after each file verified and each secret restored.
 pub fn restore(
@@ -60,6 +60,7 @@ pub fn restore(
     dir: &Path,
     mut progress: impl FnMut(Progress),
 ) -> Result<RestoreReport> {
+    super::require_sqlite(config)?;
     // Refused before the (long) verification, and again after it.
     check_empty(config)?;
     let (verified, manifest) = verify(dir, &mut progress)?;
@@ -87,7 +88,7 @@ pub fn restore(
 
     restore_registry(config, dir, &manifest.files[..])?;
     let migrated = if verified.needs_migration {
-        Some(crate::migrate(config)?)
+        Some(botmaker_sqlite::migrate(&config.database_path())?)
     } else {
         None
     };

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use botmaker::aio::{AsyncBotmaker, AsyncRegistry, AsyncSecrets};
-use botmaker::domain::{BotId, BotRef, BotRepository, MemoryRepository, RepoError, SecretName};
+use botmaker::domain::{BotId, BotRef, MemoryRepository, RepoError, SecretName};
 use botmaker::secrets::{SecretValue, SecretsOptions};
 use botmaker::{Botmaker, Error};
 use botmaker_testkit::rng::Rng;
@@ -457,7 +457,7 @@ fn a_runtime_that_shuts_down_runs_nothing_new() {
         Ok(other) => panic!("expected a refusal, got {other:?}"),
     }
     assert!(matches!(
-        bm.sync().store().get_by_name(&"late".parse().unwrap()),
+        bm.sync().registry().get_by_name(&"late".parse().unwrap()),
         Err(RepoError::NotFound { .. })
     ));
     // A read goes through the read queue: its drainer is dropped unrun, and the

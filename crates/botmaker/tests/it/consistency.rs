@@ -1,6 +1,6 @@
 //! Create and delete leave no half-state, or one the doctor repairs.
 
-use botmaker::domain::{BotRepository, RepoError, SecretName};
+use botmaker::domain::{RepoError, SecretName};
 use botmaker::secrets::SecretsError;
 use botmaker::{BotRef, Botmaker, Error};
 
@@ -11,7 +11,7 @@ fn create_writes_row_and_secrets_together() {
     let install = Install::new();
     let bm = install.open();
     let bot = bm.create_bot(&new_bot("alpha"), &required()).unwrap();
-    assert_eq!(bm.store().get(&bot.id).unwrap(), bot);
+    assert_eq!(bm.registry().get(&bot.id).unwrap(), bot);
     assert!(bm.missing_secrets(&bot).unwrap().is_empty());
     assert!(Botmaker::doctor(&install.config, false).is_healthy());
 }
@@ -31,7 +31,7 @@ fn a_failing_row_insert_removes_the_secrets_again() {
     let err = bm.create_bot(&new, &required()).unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
     assert!(matches!(
-        bm.store().get(&new.id),
+        bm.registry().get(&new.id),
         Err(RepoError::NotFound { .. })
     ));
     assert!(
@@ -56,7 +56,7 @@ fn a_failing_secret_write_leaves_neither_row_nor_directory() {
         "{err}"
     );
     assert!(matches!(
-        bm.store().get(&new.id),
+        bm.registry().get(&new.id),
         Err(RepoError::NotFound { .. })
     ));
     assert!(
@@ -106,7 +106,7 @@ fn an_orphan_directory_with_the_new_id_is_refused_and_left_alone() {
         b"someone else's"
     );
     assert!(matches!(
-        bm.store().get(&new.id),
+        bm.registry().get(&new.id),
         Err(RepoError::NotFound { .. })
     ));
 }
@@ -117,7 +117,7 @@ fn a_crash_between_the_steps_of_delete_is_repaired_by_the_doctor() {
     let bm = install.open();
     let bot = bm.create_bot(&new_bot("alpha"), &required()).unwrap();
     // The process dies after deleting the row, before deleting the secrets.
-    bm.store().delete(&bot.id).unwrap();
+    bm.registry().delete(&bot.id).unwrap();
     drop(bm);
 
     let report = Botmaker::doctor(&install.config, false);

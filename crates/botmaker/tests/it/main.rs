@@ -9,6 +9,7 @@ mod consistency;
 mod doctor;
 mod events;
 mod owner;
+mod port;
 mod power_cut;
 mod redaction;
 mod repair_races;

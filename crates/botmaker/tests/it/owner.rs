@@ -4,8 +4,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use botmaker::RegistryOptions;
 use botmaker::secrets::{Owner, SecretsOptions};
-use botmaker::sqlite::StoreOptions;
 use botmaker::{Botmaker, Config};
 
 use crate::{Install, new_bot, required};
@@ -69,7 +69,7 @@ fn the_doctor_checks_against_the_configured_owner() {
     // the files are the owner's, as they should be.
     let bm = Botmaker::open_with(
         &config,
-        StoreOptions::default(),
+        RegistryOptions::default(),
         SecretsOptions {
             owner: Some(OWNER),
             ..SecretsOptions::default()

@@ -31,7 +31,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use botmaker::domain::{BotId, BotRepository};
+use botmaker::domain::BotId;
 use botmaker::{Botmaker, Config};
 
 use botmaker_testkit::strace::{Call, parse};
@@ -95,7 +95,7 @@ fn power_cut_child() {
     let bm = Botmaker::open(&config).unwrap();
     // A first write: it starts a new WAL, whose header SQLite fsyncs; the operations
     // below are then writes of a running store, as in the benchmark.
-    bm.store().create(&new_bot("warm-up")).unwrap();
+    bm.registry().create(&new_bot("warm-up")).unwrap();
     if mode == "create" {
         mark(MARK_START);
         bm.create_bot(&new_bot("fresh"), &required()).unwrap();
@@ -108,7 +108,7 @@ fn power_cut_child() {
     mark(MARK_START);
     match mode.as_str() {
         "facade" => drop(bm.delete_bot(&bot).unwrap()),
-        "store" => bm.store().delete(&bot.id).unwrap(),
+        "store" => bm.registry().delete(&bot.id).unwrap(),
         "rotate" => bm.rotate_secret(&bot, name, b"rotated").unwrap(),
         "set" => bm.set_secret(&bot, name, b"set again").unwrap(),
         "remove" => bm.remove_secret(&bot, name).unwrap(),

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use botmaker::Botmaker;
-use botmaker::domain::{BotId, BotRepository, SecretName};
+use botmaker::domain::{BotId, SecretName};
 use botmaker::secrets::LockMode;
 
 use crate::{Install, new_bot, required};
@@ -51,7 +51,7 @@ fn a_doctor_fix_between_the_secrets_and_the_row_quarantines_nothing() {
             "doctor --fix ran while a bot was half created: {:?}",
             quarantined(&install)
         );
-        bm.store().create(&new).unwrap();
+        bm.registry().create(&new).unwrap();
         drop(held);
         let report = report.recv_timeout(Duration::from_secs(30)).unwrap();
         assert!(
