@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use botmaker::aio::{AsyncBotmaker, AsyncRegistry, AsyncSecrets};
-use botmaker::domain::{BotId, BotRef, MemoryRepository, RepoError, SecretName};
+use botmaker::domain::{BotId, BotRef, BotRepository, MemoryRepository, RepoError, SecretName};
 use botmaker::secrets::{SecretValue, SecretsOptions};
 use botmaker::{Botmaker, Error};
 use botmaker_testkit::rng::Rng;
