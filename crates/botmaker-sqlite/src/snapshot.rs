@@ -20,6 +20,29 @@ use crate::{StoreError, store};
 /// How long a copy waits, in total, for a source that is momentarily busy or locked.
 const BUSY_WAIT: Duration = Duration::from_secs(5);
 
+/// Switches a self-contained database file (`journal_mode=DELETE`, open nowhere) to
+/// WAL, closes it and makes it durable, for a restore to link in place afterwards.
+///
+/// The first open of a database in another journal mode switches it to WAL, and that
+/// switch writes the file's header through a rollback journal: a crash in it leaves a
+/// hot `-journal` beside the database, which openers refuse until `migrate` rolls it
+/// back. Switching the copy before it is linked keeps that window away from the live
+/// name. Leaves no `-wal` or `-shm` behind (SQLite removes both when the last
+/// connection closes).
+pub fn switch_to_wal(path: &Path) -> Result<(), StoreError> {
+    let conn = connection::open(path, Role::Migrate, connection::CHECK_BUSY_TIMEOUT)?;
+    connection::configure(&conn, path, Role::Migrate)?;
+    conn.close()
+        .map_err(|(_, e)| sqlite_err(path, "closing the copy", e))?;
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| StoreError::Io {
+            operation: "syncing",
+            path: path.to_owned(),
+            source,
+        })
+}
+
 /// The copy [`PendingSnapshot::copy`] made: a database file of its own, open until [`finish`], to
 /// read its bot ids and drop the rows of bots that must be left out.
 ///

@@ -11,6 +11,8 @@ use botmaker_sqlite::{
 use refinery::{Migration, Runner};
 use rusqlite::Connection;
 
+use botmaker_testkit::conformance::new_bot;
+
 use crate::support::{bytes, dir_entries, migrated_db, wal_connection};
 
 const V1_SQL: &str = include_str!("../../migrations/V1__create_bots.sql");
@@ -804,4 +806,42 @@ fn a_v1_database_holding_bots_migrates_to_v2_with_every_row_and_constraint_kept(
         .unwrap();
     let started = store.set_status(&created.id, BotStatus::Starting).unwrap();
     assert_eq!(store.get(&created.id).unwrap(), started);
+}
+
+/// A restore switches its copy to WAL before linking it (`switch_to_wal`): after it
+/// the file is in WAL mode on its own (header bytes 18 and 19 are 2), nothing is left
+/// beside it, its rows are intact, and the store's first open has no journal mode to
+/// switch (so it writes no `-journal` a crash could leave hot).
+#[test]
+fn switch_to_wal_leaves_one_file_in_wal_mode_with_its_rows() {
+    let (dir, path) = migrated_db();
+    let store = SqliteStore::open(&path).unwrap();
+    let bot = store.create(&new_bot("kept")).unwrap();
+    drop(store);
+    back_to_delete_mode(&path);
+    let header = |p: &Path| {
+        let bytes = std::fs::read(p).unwrap();
+        (bytes[18], bytes[19])
+    };
+    assert_eq!(
+        header(&path),
+        (1, 1),
+        "a rollback-journal database to start from"
+    );
+    botmaker_sqlite::switch_to_wal(&path).unwrap();
+    assert_eq!(header(&path), (2, 2), "the header says WAL");
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let beside = dir.path().join(format!("botmaker.db{suffix}"));
+        assert!(
+            !beside.exists(),
+            "{} left beside the file",
+            beside.display()
+        );
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert!(
+        !dir.path().join("botmaker.db-journal").exists(),
+        "the first open wrote a rollback journal"
+    );
+    assert_eq!(store.get(&bot.id).unwrap(), bot);
 }

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::fs::{self, DirBuilder};
 use std::io::{self, Read as _};
 use std::os::unix::fs::DirBuilderExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -48,8 +48,10 @@ const TEMP_DB: &str = ".botmaker.db.restore-tmp";
 /// the secrets are written through [`SecretsStore`] (each one atomic and durable, its
 /// bytes checked against the manifest again as they are read; a few threads write in
 /// parallel), then the registry: a
-/// temporary file in the data folder, `fsync`, linked to `botmaker.db` (never over an
-/// existing file), `fsync` of the folder. The registry comes last, so a restore killed
+/// temporary file in the data folder, `fsync`, switched to WAL (so that the first open
+/// of the live database has no journal mode to switch, a write a crash could leave
+/// half done), linked to `botmaker.db` (never over an existing file), `fsync` of the
+/// folder. The registry comes last, so a restore killed
 /// at any moment leaves bot folders without a database (a rerun refuses, naming
 /// them) or the whole installation. A backup with an older schema is then migrated
 /// (the sqlite crate's `migrate`, the one [`migrate`](crate::migrate) calls), and the doctor runs (without fixing).
@@ -86,7 +88,10 @@ pub fn restore(
     write_secrets(&secrets, dir, &manifest.files, &mut progress)?;
     drop(secrets);
 
-    restore_registry(config, dir, &manifest.files[..])?;
+    let tmp = copy_registry(config, dir, &manifest.files[..])?;
+    // In WAL mode before it has the live name (see `switch_to_wal`).
+    botmaker_sqlite::switch_to_wal(&tmp)?;
+    link_registry(config, &tmp)?;
     let migrated = if verified.needs_migration {
         Some(botmaker_sqlite::migrate(&config.database_path())?)
     } else {
@@ -253,14 +258,13 @@ fn read_checked(
     Ok(value)
 }
 
-/// The registry: a temporary file in the data folder (`0600`), checked against the
-/// manifest while it is copied, `fsync`ed, linked to `botmaker.db` (refused if that
-/// exists), `fsync` of the folder.
-fn restore_registry(
+/// The registry's copy: a temporary file in the data folder (`0600`), checked against
+/// the manifest while it is copied, `fsync`ed; its path.
+fn copy_registry(
     config: &Config,
     dir: &Path,
     files: &[manifest::FileEntry],
-) -> Result<(), BackupError> {
+) -> Result<PathBuf, BackupError> {
     let Some(entry) = files.iter().find(|f| f.path == REGISTRY_FILE) else {
         return Err(BackupError::InvalidManifest {
             path: dir.join(manifest::MANIFEST_FILE),
@@ -279,10 +283,15 @@ fn restore_registry(
         }
     }
     let tmp = data.join(TEMP_DB);
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(BackupError::io("remove", &tmp, e)),
+    // What an interrupted restore may have left: the copy, and the journal or WAL of
+    // its switch to WAL.
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let leftover = data.join(format!("{TEMP_DB}{suffix}"));
+        match fs::remove_file(&leftover) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BackupError::io("remove", &leftover, e)),
+        }
     }
     let src_path = dir.join(REGISTRY_FILE);
     let mut src = match open_regular(dir, REGISTRY_FILE) {
@@ -310,11 +319,18 @@ fn restore_registry(
     out.sync_all()
         .map_err(|e| BackupError::io("fsync", &tmp, e))?;
     drop(out);
+    Ok(tmp)
+}
+
+/// Links the copy `tmp` to `botmaker.db` (refused if that exists), removes `tmp`,
+/// `fsync` of the folder.
+fn link_registry(config: &Config, tmp: &Path) -> Result<(), BackupError> {
+    let data = config.data_dir();
     let db = config.database_path();
-    match fs::hard_link(&tmp, &db) {
+    match fs::hard_link(tmp, &db) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(tmp);
             return Err(BackupError::TargetNotEmpty {
                 path: db,
                 what: "a database appeared while restoring".to_owned(),
@@ -322,6 +338,6 @@ fn restore_registry(
         }
         Err(e) => return Err(BackupError::io("link", &db, e)),
     }
-    fs::remove_file(&tmp).map_err(|e| BackupError::io("remove", &tmp, e))?;
+    fs::remove_file(tmp).map_err(|e| BackupError::io("remove", tmp, e))?;
     sync_dir(data)
 }
