@@ -14,8 +14,9 @@ use crate::ci::workspace_root;
 /// The parts of the run: the examined files (`examine_globs` of
 /// `.cargo/mutants.toml`) of one package each, and the packages whose tests judge
 /// its mutants. The secrets store's durability order (an fsync after each unlink,
-/// rename or fchmod) is checked by the facade's strace tests (`power_cut.rs`), so the
-/// facade's tests run for its mutants too.
+/// rename or fchmod) is checked by the facade's strace tests (`power_cut.rs`), and the
+/// sqlite store's checkpoint events by the facade's `events.rs`, so the facade's tests
+/// run for the mutants of both.
 pub(crate) const PARTS: &[(&str, &str, &[&str])] = &[
     ("domain", "botmaker-domain", &["botmaker-domain"]),
     (
@@ -23,7 +24,11 @@ pub(crate) const PARTS: &[(&str, &str, &[&str])] = &[
         "botmaker-secrets",
         &["botmaker-secrets", "botmaker"],
     ),
-    ("sqlite", "botmaker-sqlite", &["botmaker-sqlite"]),
+    (
+        "sqlite",
+        "botmaker-sqlite",
+        &["botmaker-sqlite", "botmaker"],
+    ),
     ("facade", "botmaker", &["botmaker"]),
 ];
 

@@ -33,11 +33,24 @@ fn the_writer_checkpoints_the_wal_and_reports_each_checkpoint() {
         "expected a checkpoint event per 1 000 WAL pages, got {}: {checkpoints:?}",
         checkpoints.len()
     );
+    let field = |line: &str, name: &str| -> u64 {
+        let at = line
+            .find(&format!(" {name}="))
+            .unwrap_or_else(|| panic!("no {name} in {line}"));
+        let rest = &line[at + name.len() + 2..];
+        rest.split(' ').next().unwrap().parse().unwrap()
+    };
     for line in &checkpoints {
         assert!(
-            line.contains(" pages=") && line.contains(" copied=") && line.contains(" elapsed_us="),
+            line.contains(" copied=") && line.contains(" wal_frames="),
             "{line}"
         );
+        // Only a commit that leaves 1 000 pages or more in the WAL checkpoints.
+        assert!(field(line, "pages") >= 1000, "{line}");
+        // Warn from 100 ms, debug below: the level follows the time it took.
+        let slow = field(line, "elapsed_us") >= 100_000;
+        assert_eq!(line.starts_with("event WARN "), slow, "{line}");
+        assert_eq!(line.contains("slow WAL checkpoint"), slow, "{line}");
     }
     // The checkpoints did their work: the WAL is reused from its start instead of
     // growing with every insert (without them it would hold ~9 000 pages, 37 MB).
