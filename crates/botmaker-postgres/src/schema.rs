@@ -148,8 +148,9 @@ mod tests {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../botmaker-sqlite/migrations");
         let mut sqlite: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".sql"))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         sqlite.sort();
         let ours: Vec<String> = shipped_migrations()

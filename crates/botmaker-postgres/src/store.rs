@@ -304,7 +304,7 @@ impl PgStore {
                 Err(Failure::Pg(e)) if is_conflict(&e) => {
                     attempt += 1;
                     if attempt > self.inner.options.conflict_retries {
-                        return Err(self.busy(operation, start));
+                        return Err(busy(operation, start));
                     }
                     drop(lease);
                     backoff(attempt);
@@ -324,20 +324,22 @@ impl PgStore {
             }
         }
     }
+}
 
-    fn busy(&self, operation: &'static str, start: Instant) -> RepoError {
-        let waited_ms = millis(start.elapsed());
-        tracing::warn!(
-            operation,
-            waited_ms,
-            "conflicts with other transactions persisted; the operation is retryable"
-        );
-        RepoError::Busy {
-            operation,
-            waited_ms,
-        }
+fn busy(operation: &'static str, start: Instant) -> RepoError {
+    let waited_ms = millis(start.elapsed());
+    tracing::warn!(
+        operation,
+        waited_ms,
+        "conflicts with other transactions persisted; the operation is retryable"
+    );
+    RepoError::Busy {
+        operation,
+        waited_ms,
     }
+}
 
+impl PgStore {
     fn unavailable(&self, operation: &'static str, e: &postgres::Error) -> RepoError {
         let url = &self.inner.url;
         let detail = format!(

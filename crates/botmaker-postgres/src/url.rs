@@ -2,6 +2,7 @@
 //! password.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -120,13 +121,13 @@ fn describe(config: &postgres::Config) -> String {
     let mut out = format!("host={}", hosts.join(","));
     let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
     if !ports.is_empty() {
-        out.push_str(&format!(" port={}", ports.join(",")));
+        let _ = write!(out, " port={}", ports.join(","));
     }
     if let Some(user) = config.get_user() {
-        out.push_str(&format!(" user={user}"));
+        let _ = write!(out, " user={user}");
     }
     if let Some(db) = config.get_dbname() {
-        out.push_str(&format!(" dbname={db}"));
+        let _ = write!(out, " dbname={db}");
     }
     if config.get_password().is_some() {
         out.push_str(" password=<redacted>");

@@ -24,6 +24,9 @@
 //! Where the server binaries are missing, the tests fail and say
 //! `apt-get install postgresql`: they never skip.
 
+// Every function here is test setup: it panics, like `assert!`, when it fails.
+#![allow(clippy::missing_panics_doc)]
+
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -83,7 +86,7 @@ pub fn bindir() -> PathBuf {
 /// The uid and gid the server runs as: `postgres`'s when we are root (initdb refuses
 /// root), else our own (`None`: no change).
 fn server_user() -> Option<(u32, u32)> {
-    let me = fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+    let me = fs::metadata("/proc/self").map_or(0, |m| m.uid());
     if me != 0 {
         return None;
     }

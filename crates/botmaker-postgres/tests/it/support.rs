@@ -6,7 +6,7 @@ use botmaker_domain::Clock;
 use botmaker_postgres::{DatabaseUrl, PgOptions, PgStore, migrate};
 use botmaker_testkit::pg::{self, TestDatabase};
 
-pub use botmaker_testkit::conformance::{id, new_bot};
+pub use botmaker_testkit::conformance::new_bot;
 
 /// A new empty database on the shared test server.
 pub fn empty_db(label: &str) -> (TestDatabase, DatabaseUrl) {
@@ -29,7 +29,6 @@ pub fn open_store(url: &DatabaseUrl, clock: Clock) -> PgStore {
 /// A store on a migrated database of its own (dropped after the store).
 pub struct Scratch {
     store: PgStore,
-    url: DatabaseUrl,
     _db: TestDatabase,
 }
 
@@ -46,18 +45,6 @@ pub fn postgres(clock: Clock) -> Scratch {
     let (db, url) = migrated_db("conformance");
     Scratch {
         store: open_store(&url, clock),
-        url,
         _db: db,
-    }
-}
-
-/// Closes the store and opens its database again.
-pub fn reopen(scratch: Scratch, clock: Clock) -> Scratch {
-    let Scratch { store, url, _db } = scratch;
-    drop(store);
-    Scratch {
-        store: open_store(&url, clock),
-        url,
-        _db,
     }
 }
