@@ -20,7 +20,6 @@ use crate::{BACKEND, DatabaseUrl, LATEST_VERSION, PgError, SchemaState};
 
 /// How a [`PgStore`] is opened. `PgOptions::default()` suits a service.
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct PgOptions {
     /// At most this many connections are open at once. At least 1 is used. Default: 8.
     pub pool_size: usize,

@@ -307,14 +307,18 @@ pub fn shared() -> &'static Server {
     })
 }
 
-/// The `target` folder of this build (the nearest ancestor of the test binary that
-/// holds cargo's `CACHEDIR.TAG`), so each checkout has its own server.
+/// The `target` folder of this build, so each checkout has its own server: the test
+/// binary is `<target>/<profile>/deps/<name>-<hash>`, and the hash changes with the
+/// dependencies, so the folder above the profile is the key (the binary's own folder
+/// when it is not in a `deps` folder, as in a nextest archive).
 fn target_dir() -> Vec<u8> {
     let exe = std::env::current_exe().unwrap_or_default();
-    let dir = exe
-        .ancestors()
-        .find(|d| d.join("CACHEDIR.TAG").is_file())
-        .unwrap_or(&exe);
+    let parent = exe.parent().unwrap_or(&exe);
+    let dir = if parent.file_name().is_some_and(|n| n == "deps") {
+        parent.parent().and_then(Path::parent).unwrap_or(parent)
+    } else {
+        parent
+    };
     dir.as_os_str().as_encoded_bytes().to_vec()
 }
 

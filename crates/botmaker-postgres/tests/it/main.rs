@@ -17,4 +17,6 @@ mod conformance;
 mod errors;
 mod migrations;
 mod model;
+mod redaction;
+mod restart;
 mod support;

@@ -6,7 +6,7 @@ use botmaker_domain::Clock;
 use botmaker_postgres::{DatabaseUrl, PgOptions, PgStore, migrate};
 use botmaker_testkit::pg::{self, TestDatabase};
 
-pub use botmaker_testkit::conformance::new_bot;
+pub use botmaker_testkit::conformance::{id, new_bot};
 
 /// A new empty database on the shared test server.
 pub fn empty_db(label: &str) -> (TestDatabase, DatabaseUrl) {
