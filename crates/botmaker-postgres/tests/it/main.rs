@@ -14,6 +14,7 @@
 )]
 
 mod conformance;
+mod contention;
 mod errors;
 mod migrations;
 mod model;
