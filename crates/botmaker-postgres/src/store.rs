@@ -295,13 +295,24 @@ impl PgStore {
                         waited_ms: millis(waited),
                     }
                 }
-                Checkout::Connect(e) => self.unavailable(operation, &e),
+                // Refused, reset, or the server starting or stopping: retryable. A
+                // login the server refuses (bad password, no such database) is not.
+                Checkout::Connect(e) if is_connection_lost(&e) || e.as_db_error().is_none() => {
+                    self.unavailable(operation, &e)
+                }
+                Checkout::Connect(e) => self.backend(operation, e),
             })?;
             match f(lease.conn()) {
                 Ok(v) => return Ok(v),
                 Err(Failure::Repo(e)) => return Err(e),
                 Err(Failure::Pg(e)) if is_conflict(&e) => {
                     attempt += 1;
+                    tracing::debug!(
+                        operation,
+                        attempt,
+                        sqlstate = e.code().map_or("", |c| c.code()),
+                        "conflict with another transaction; retrying"
+                    );
                     if attempt > self.inner.options.conflict_retries {
                         return Err(busy(operation, start));
                     }
@@ -746,5 +757,62 @@ impl BotRepository for PgStore {
                 }
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use botmaker_testkit::conformance::new_bot_with_id;
+
+    /// The error a raw INSERT of `new` gets on the server.
+    fn insert_error(client: &mut postgres::Client, new: &NewBot) -> postgres::Error {
+        client
+            .execute(
+                INSERT,
+                &[
+                    &new.id.to_string(),
+                    &new.name.as_str(),
+                    &"openai",
+                    &"gpt-4o",
+                    &"slack",
+                    &None::<&str>,
+                    &"created",
+                    &1i64,
+                    &1i64,
+                ],
+            )
+            .unwrap_err()
+    }
+
+    #[test]
+    fn unique_violations_map_by_constraint_name() {
+        let db = botmaker_testkit::pg::shared().database("unique");
+        let url = DatabaseUrl::parse(db.url()).unwrap();
+        crate::migrate(&url).unwrap();
+        let store = PgStore::open(&url, PgOptions::default()).unwrap();
+        store.create(&new_bot_with_id(1, "taken")).unwrap();
+        let mut client = db.client();
+
+        let same_name = new_bot_with_id(2, "taken");
+        let e = insert_error(&mut client, &same_name);
+        assert_eq!(e.code(), Some(&SqlState::UNIQUE_VIOLATION));
+        assert!(matches!(
+            unique_violation(&e, &same_name),
+            Some(RepoError::NameTaken { name }) if name.as_str() == "taken"
+        ));
+
+        let same_id = new_bot_with_id(1, "other");
+        let e = insert_error(&mut client, &same_id);
+        assert!(matches!(
+            unique_violation(&e, &same_id),
+            Some(RepoError::IdTaken { id }) if id == same_id.id
+        ));
+
+        // Another constraint, or another error: not a repository refusal.
+        let e = client
+            .execute("INSERT INTO bots (id) VALUES ('x')", &[])
+            .unwrap_err();
+        assert!(unique_violation(&e, &same_id).is_none());
     }
 }

@@ -7,7 +7,39 @@ use botmaker_domain::{BotRepository, BotStatus, RepoError};
 use botmaker_postgres::{DatabaseUrl, PgError, PgOptions, PgStore};
 use botmaker_testkit::conformance::new_bot_with_id;
 
+use tracing_subscriber::layer::SubscriberExt as _;
+
 use crate::support::{migrated_db, new_bot};
+
+/// Counts the store's "retrying" events, each with SQLSTATE 40001.
+struct CountRetries(Arc<std::sync::atomic::AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountRetries {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        struct Find(bool, bool);
+        impl tracing::field::Visit for Find {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" && format!("{value:?}").contains("retrying") {
+                    self.0 = true;
+                }
+            }
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "sqlstate" && value == "40001" {
+                    self.1 = true;
+                }
+            }
+        }
+        let mut find = Find(false, false);
+        event.record(&mut find);
+        if find.0 && find.1 {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
 
 #[test]
 fn racing_creates_of_one_name_or_id_map_to_name_taken_or_id_taken() {
@@ -131,4 +163,74 @@ fn a_database_that_does_not_exist_is_named() {
     let e = PgStore::open(&url, PgOptions::default()).unwrap_err();
     assert!(matches!(e, PgError::Connect { .. }), "{e:?}");
     assert!(e.to_string().contains("no_such_db"), "{e}");
+}
+
+#[test]
+fn serialization_failures_are_retried_under_serializable_isolation() {
+    // Every transaction of this database runs SERIALIZABLE: concurrent updates of one
+    // row then fail with SQLSTATE 40001, which the store retries (or, past its
+    // bound, reports as the retryable Busy), never as a backend failure.
+    const THREADS: usize = 8;
+    let retries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(CountRetries(Arc::clone(&retries))),
+    )
+    .unwrap();
+    let (db, url) = migrated_db("serializable");
+    db.client()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET default_transaction_isolation = 'serializable'",
+            db.name()
+        ))
+        .unwrap();
+    let store = PgStore::open(&url, PgOptions::default()).unwrap();
+    let mut retried_or_refused = 0;
+    for round in 0..10 {
+        let bot = store.create(&new_bot(&format!("serial-{round}"))).unwrap();
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let store = store.clone();
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    // Half move it along the lifecycle, half fail it: both are allowed
+                    // from `created`, so they conflict on the row.
+                    let to = if t % 2 == 0 {
+                        BotStatus::Starting
+                    } else {
+                        BotStatus::Failed
+                    };
+                    store.set_status(&bot.id, to)
+                })
+            })
+            .collect();
+        for r in handles.into_iter().map(|h| h.join().unwrap()) {
+            match r {
+                Ok(_) | Err(RepoError::InvalidTransition { .. }) => {}
+                Err(e @ RepoError::Busy { .. }) => {
+                    assert!(e.is_retryable());
+                    retried_or_refused += 1;
+                }
+                Err(e) => panic!("round {round}: {e:?}"),
+            }
+        }
+        let status = store.get(&bot.id).unwrap().status;
+        assert!(
+            matches!(status, BotStatus::Starting | BotStatus::Failed),
+            "{status}"
+        );
+    }
+    let isolation: String = db
+        .client()
+        .query_one("SHOW default_transaction_isolation", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(isolation, "serializable");
+    let retries = retries.load(std::sync::atomic::Ordering::SeqCst);
+    println!("40001 retries: {retries}, busy after retries: {retried_or_refused}");
+    assert!(
+        retries > 0,
+        "no serialization failure happened: the test proves nothing"
+    );
 }
