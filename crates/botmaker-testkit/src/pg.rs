@@ -9,7 +9,9 @@
 //! durability (`fsync`, `synchronous_commit` on). It stays running after the run, and
 //! the next run in the same target dir reuses it (a stale `postmaster.pid` after a
 //! reboot is PostgreSQL's to handle; a data folder that never finished initdb is made
-//! again). Test databases are dropped when their test ends; those of dead processes
+//! again). The servers of checkouts whose target dir is gone (a CI machine's earlier
+//! clones), and the [`PrivateServer`]s of test processes that died, are stopped and
+//! removed by the next test process that starts. Test databases are dropped when their test ends; those of dead processes
 //! (a killed run) are swept when the next database is made.
 //!
 //! `initdb` refuses to run as root, so when the tests run as root (CI does), initdb and
@@ -29,6 +31,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
+use std::os::unix::ffi::OsStringExt as _;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -52,20 +55,27 @@ pub const INSTALL_HINT: &str = "PostgreSQL server binaries (initdb, pg_ctl, post
 ///
 /// With [`INSTALL_HINT`] when they are nowhere.
 pub fn bindir() -> PathBuf {
+    find_bindir("pg_config".as_ref(), Path::new("/usr/lib/postgresql"))
+        .unwrap_or_else(|| panic!("{INSTALL_HINT}"))
+}
+
+/// The bindir `pg_config` names, else the newest `<root>/<major>/bin`, if it holds the
+/// three binaries.
+fn find_bindir(pg_config: &std::ffi::OsStr, root: &Path) -> Option<PathBuf> {
     let has_all = |dir: &Path| {
         ["initdb", "pg_ctl", "postgres"]
             .iter()
             .all(|b| dir.join(b).is_file())
     };
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+    if let Ok(out) = Command::new(pg_config).arg("--bindir").output()
         && out.status.success()
     {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if has_all(&dir) {
-            return dir;
+            return Some(dir);
         }
     }
-    let mut found: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
+    let mut found: Vec<PathBuf> = fs::read_dir(root)
         .into_iter()
         .flatten()
         .flatten()
@@ -80,7 +90,7 @@ pub fn bindir() -> PathBuf {
             .and_then(|n| n.parse::<u32>().ok())
             .unwrap_or(0)
     });
-    found.pop().unwrap_or_else(|| panic!("{INSTALL_HINT}"))
+    found.pop()
 }
 
 /// The uid and gid the server runs as: `postgres`'s when we are root (initdb refuses
@@ -295,7 +305,11 @@ pub fn shared() -> &'static Server {
             .open(&lock_path)
             .unwrap_or_else(|e| panic!("opening {}: {e}", lock_path.display()));
         lock.lock().unwrap();
+        stop_orphans(&cluster.root);
         cluster.init();
+        // Which checkout this server is for: `stop_orphans` of a later run stops it
+        // once that folder is gone.
+        fs::write(cluster.root.join("target"), target_dir()).unwrap();
         if !cluster.running() {
             cluster.start();
         }
@@ -305,6 +319,73 @@ pub fn shared() -> &'static Server {
             local: true,
         }
     })
+}
+
+/// Stops and removes the shared servers of other checkouts whose target dir no longer
+/// exists (a CI machine's earlier clones), and the private servers of test processes
+/// that died: a server is never left behind for good.
+fn stop_orphans(ours: &Path) {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let root = entry.path();
+        let Some(name) = root.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        if root == ours || root.extension().is_some() {
+            continue;
+        }
+        if let Some(rest) = name.strip_prefix("botmaker-pgp-") {
+            // A private server (`botmaker-pgp-<label>-<pid>-<random>`) whose test
+            // process is gone (killed before its drop stopped it).
+            let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let cluster = Cluster {
+                    bin: bindir(),
+                    root: root.clone(),
+                };
+                if cluster.running() {
+                    cluster.stop("immediate");
+                }
+                let _ = fs::remove_dir_all(&root);
+            }
+            continue;
+        }
+        if !name.starts_with("botmaker-pg-") {
+            continue;
+        }
+        let Ok(target) = fs::read(root.join("target")) else {
+            continue;
+        };
+        let target = PathBuf::from(std::ffi::OsString::from_vec(target));
+        if target.exists() {
+            continue;
+        }
+        // Its lock, so that no test process of that (gone) checkout is starting it.
+        let Ok(lock) = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.with_extension("lock"))
+        else {
+            continue;
+        };
+        if lock.try_lock().is_err() {
+            continue;
+        }
+        let cluster = Cluster {
+            bin: bindir(),
+            root: root.clone(),
+        };
+        if cluster.running() {
+            cluster.stop("immediate");
+        }
+        let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_file(root.with_extension("lock"));
+    }
 }
 
 /// The `target` folder of this build, so each checkout has its own server: the test
@@ -527,6 +608,22 @@ impl Drop for PrivateServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_binaries_are_not_found_and_the_hint_names_the_package() {
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(
+            find_bindir("/nonexistent/pg_config".as_ref(), empty.path()),
+            None
+        );
+        assert!(INSTALL_HINT.contains("apt-get install postgresql"));
+        // A version folder without the binaries does not count.
+        std::fs::create_dir_all(empty.path().join("15/bin")).unwrap();
+        assert_eq!(
+            find_bindir("/nonexistent/pg_config".as_ref(), empty.path()),
+            None
+        );
+    }
 
     #[test]
     fn dbname_is_replaced_in_both_forms() {
