@@ -22,7 +22,7 @@ use super::db_crash::{Model, Op, apply, compare, next_op, write};
 const RETRYABLE_EXIT: i32 = 4;
 
 /// The child: `pg-writer URL SEED NAME_BASE`. Runs until killed, or until the server
-/// goes away (then it says `R <error>` and exits with [`RETRYABLE_EXIT`]).
+/// goes away (then it says `R <error>` and exits with code 4).
 pub fn child(args: &[String]) -> Result<()> {
     let [url, seed, base] = args else {
         anyhow::bail!("usage: pg-writer URL SEED NAME_BASE");
