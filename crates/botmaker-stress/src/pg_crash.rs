@@ -5,9 +5,16 @@
 //! be), the consistency check is clean, and no child is left running: one that saw
 //! the server go away reports the retryable error and exits by itself.
 //!
+//! Unlike SQLite's, a killed client's write in flight is not over when the client is
+//! dead: the server finishes the statement (and may commit it) before it notices the
+//! closed socket. Each check waits until the child's session has left the server
+//! (`pg_stat_activity`); checking earlier saw such a write land during the next round.
+//!
 //! The server is the test kit's `PrivateServer`, of this campaign's own (initdb,
 //! then a server on a Unix socket in a temporary folder; durability settings at
 //! PostgreSQL's defaults), stopped and removed at the end.
+
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use botmaker::domain::BotRepository as _;
@@ -87,6 +94,15 @@ pub fn run(child_bin: &ChildBinary, deadline: Deadline, rng: &mut Rng) -> Result
         let pending = replay(&child.seen, Op::parse, &mut tally, |op| {
             apply(&mut model, &op);
         });
+        // The killed child's statement in flight may still commit after its death,
+        // until its session ends on the server: check only then.
+        tally.check(
+            if server.wait_no_sessions("registry", Duration::from_secs(30)) {
+                Ok(())
+            } else {
+                Err("the killed child's session is still on the server after 30 s".to_owned())
+            },
+        );
         verify(&url, &mut model, pending.as_ref(), &mut tally)?;
     }
     Ok(tally)

@@ -571,6 +571,31 @@ impl PrivateServer {
             .unwrap();
     }
 
+    /// Waits until no session is connected to `dbname` (at most `timeout`; false if
+    /// some still are). A SIGKILLed client's session lives on until its backend has
+    /// finished the statement in flight (which may still commit) and seen the socket
+    /// close: a check of what the client acknowledged must wait for that.
+    pub fn wait_no_sessions(&self, dbname: &str, timeout: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
+        loop {
+            let n: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                    &[&dbname],
+                )
+                .unwrap()
+                .get(0);
+            if n == 0 {
+                return true;
+            }
+            if start.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
     /// Stops the server (`pg_ctl stop -m fast`: sessions are ended).
     pub fn stop(&self) {
         self.cluster.stop("fast");
