@@ -25,6 +25,9 @@ use botmaker_testkit::rng::Rng;
 use super::common::{ChildBinary, Deadline, Tally, replay, say, sleep_us};
 use super::db_crash::{Model, Op, apply, compare, next_op, write};
 
+/// Rounds run whatever the deadline.
+const MIN_ROUNDS: u64 = 10;
+
 /// The exit code of a child that saw the retryable error (the server went away).
 const RETRYABLE_EXIT: i32 = 4;
 
@@ -63,8 +66,8 @@ pub fn child(args: &[String]) -> Result<()> {
     }
 }
 
-/// The parent: kills children until `deadline`; restarts the server once, in the
-/// round after a third of the time.
+/// The parent: kills children until `deadline` (and for at least 10 rounds);
+/// restarts the server once, in the round after a third of the time.
 pub fn run(child_bin: &ChildBinary, deadline: Deadline, rng: &mut Rng) -> Result<Tally> {
     let mut tally = Tally::new("postgres-writer");
     let server = PrivateServer::start("stress");
@@ -76,7 +79,8 @@ pub fn run(child_bin: &ChildBinary, deadline: Deadline, rng: &mut Rng) -> Result
     let mut restarted = false;
     let mut model = Model::new();
     let mut round: u64 = 0;
-    while !deadline.over(round) || !restarted {
+    // At least `MIN_ROUNDS`: starting the server takes a short campaign's whole share.
+    while !deadline.over(round) || !restarted || round < MIN_ROUNDS {
         round += 1;
         let args = vec![
             "pg-writer".to_owned(),
