@@ -117,6 +117,41 @@ fn the_sqlite_crate_never_sees_secrets_code() {
 }
 
 #[test]
+fn the_postgres_crate_does_not_compile_sqlite() {
+    let crates = tree(&["-p", "botmaker-postgres", "--all-features"]);
+    assert!(crates.iter().any(|c| c == "postgres"));
+    assert!(crates.iter().any(|c| c == "refinery"));
+    assert_absent(
+        &crates,
+        &[
+            "rusqlite",
+            "libsqlite3-sys",
+            "botmaker-sqlite",
+            "botmaker-secrets",
+            "secrecy",
+            "nix",
+        ],
+        "botmaker-postgres",
+    );
+}
+
+#[test]
+fn the_sqlite_crate_does_not_compile_postgres() {
+    let crates = tree(&["-p", "botmaker-sqlite", "--all-features"]);
+    assert!(crates.iter().any(|c| c == "refinery"));
+    assert_absent(
+        &crates,
+        &[
+            "postgres",
+            "tokio-postgres",
+            "postgres-protocol",
+            "botmaker-postgres",
+        ],
+        "botmaker-sqlite",
+    );
+}
+
+#[test]
 fn the_sync_facade_compiles_no_tokio() {
     // The default features, and each half alone: the async adapter is the `tokio`
     // feature's, and a sync user compiles no runtime.
@@ -148,6 +183,7 @@ fn library_crates_emit_tracing_but_install_no_subscriber() {
     for krate in [
         "botmaker-domain",
         "botmaker-sqlite",
+        "botmaker-postgres",
         "botmaker-secrets",
         "botmaker",
     ] {
@@ -162,9 +198,10 @@ fn library_crates_emit_tracing_but_install_no_subscriber() {
 
 /// The crates a service may depend on: the test kit is never among their normal
 /// dependencies (only a dev-dependency of theirs, or a dependency of the harnesses).
-const PRODUCT_CRATES: [&str; 5] = [
+const PRODUCT_CRATES: [&str; 6] = [
     "botmaker-domain",
     "botmaker-sqlite",
+    "botmaker-postgres",
     "botmaker-secrets",
     "botmaker",
     "botmaker-cli",
@@ -211,6 +248,7 @@ fn every_member_inherits_the_workspace_lints_and_package_fields() {
     for dir in [
         "crates/botmaker-domain",
         "crates/botmaker-sqlite",
+        "crates/botmaker-postgres",
         "crates/botmaker-secrets",
         "crates/botmaker",
         "crates/botmaker-cli",

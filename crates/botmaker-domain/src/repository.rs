@@ -57,6 +57,17 @@ pub enum RepoError {
         /// How long it waited.
         waited_ms: u64,
     },
+    /// The store could not be reached: its server is down, restarting, or dropped the
+    /// connection (a networked store such as PostgreSQL). Retryable: the operation was
+    /// not applied, or (when the connection dropped during a commit) may have been; a
+    /// retry after the server is back finds out.
+    #[error("store unavailable during {operation}: {detail}; retry later")]
+    Unavailable {
+        /// What was attempted.
+        operation: &'static str,
+        /// Where and why (names the server and database, never a password).
+        detail: String,
+    },
     /// The stored data is damaged or not what this code wrote. Not retryable; the
     /// store is never deleted or rewritten to "recover".
     #[error("store corrupt: {detail}")]
@@ -77,10 +88,12 @@ pub enum RepoError {
 
 impl RepoError {
     /// Whether retrying the same call, unchanged, can succeed: only [`RepoError::Busy`]
-    /// (other writers held the store; nothing was changed). Every other error says
-    /// something about the data or the store that a retry does not change.
+    /// (other writers held the store; nothing was changed) and
+    /// [`RepoError::Unavailable`] (the store's server could not be reached). Every
+    /// other error says something about the data or the store that a retry does not
+    /// change.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Busy { .. })
+        matches!(self, Self::Busy { .. } | Self::Unavailable { .. })
     }
 }
 

@@ -17,15 +17,17 @@ use botmaker_testkit::scratch::Scratch;
 /// Above this many bots, children delete more than they create.
 const SOFT_MAX_BOTS: usize = 150;
 
+/// One write of a child (shared with `pg_crash`, which runs the same writes on
+/// PostgreSQL).
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Op {
+pub(crate) enum Op {
     Create(BotId, String),
     Status(BotId, BotStatus),
     Delete(BotId),
 }
 
 impl Op {
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         let w: Vec<&str> = s.split(' ').collect();
         let id = || w.get(1).and_then(|x| x.parse::<BotId>().ok());
         match *w.first()? {
@@ -36,7 +38,7 @@ impl Op {
         }
     }
 
-    fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         match self {
             Self::Create(id, name) => format!("c {id} {name}"),
             Self::Status(id, s) => format!("s {id} {s}"),
@@ -45,9 +47,9 @@ impl Op {
     }
 }
 
-type Model = BTreeMap<BotId, (String, BotStatus)>;
+pub(crate) type Model = BTreeMap<BotId, (String, BotStatus)>;
 
-fn apply(model: &mut Model, op: &Op) {
+pub(crate) fn apply(model: &mut Model, op: &Op) {
     match op {
         Op::Create(id, name) => {
             model.insert(*id, (name.clone(), BotStatus::Created));
@@ -85,45 +87,59 @@ pub fn child(args: &[String]) -> Result<()> {
         .collect();
     say("ready");
     loop {
-        let ids: Vec<BotId> = model.keys().copied().collect();
-        let roll = rng.below(100);
-        let create_share = if ids.len() > SOFT_MAX_BOTS { 20 } else { 45 };
-        let op = if ids.is_empty() || roll < create_share {
-            counter += 1;
-            Op::Create(BotId::generate(), format!("db-{counter}"))
-        } else if roll < 85 {
-            let id = *rng.pick(&ids);
-            let from = model[&id].1;
-            let targets: Vec<BotStatus> = BotStatus::ALL
-                .iter()
-                .copied()
-                .filter(|t| from.can_transition_to(*t))
-                .collect();
-            Op::Status(id, *rng.pick(&targets))
-        } else {
-            Op::Delete(*rng.pick(&ids))
-        };
+        let op = next_op(&model, &mut rng, &mut counter);
         say(&format!("B {}", op.render()));
-        let result = match &op {
-            Op::Create(id, name) => store
-                .create(&NewBot::with_id(
-                    *id,
-                    name.parse()?,
-                    "anthropic".parse()?,
-                    "claude-sonnet-4".parse()?,
-                    "slack".parse()?,
-                ))
-                .map(drop),
-            Op::Status(id, s) => store.set_status(id, *s).map(drop),
-            Op::Delete(id) => store.delete(id),
-        };
-        if let Err(e) = result {
+        if let Err(e) = write(&store, &op)? {
             say(&format!("F {}: {e}", op.render()));
             std::process::exit(3);
         }
         say("A");
         apply(&mut model, &op);
     }
+}
+
+/// The next write: mostly creates while there are few bots, then status changes the
+/// lifecycle allows, and deletes.
+pub(crate) fn next_op(model: &Model, rng: &mut Rng, counter: &mut u64) -> Op {
+    let ids: Vec<BotId> = model.keys().copied().collect();
+    let roll = rng.below(100);
+    let create_share = if ids.len() > SOFT_MAX_BOTS { 20 } else { 45 };
+    if ids.is_empty() || roll < create_share {
+        *counter += 1;
+        Op::Create(BotId::generate(), format!("db-{counter}"))
+    } else if roll < 85 {
+        let id = *rng.pick(&ids);
+        let from = model[&id].1;
+        let targets: Vec<BotStatus> = BotStatus::ALL
+            .iter()
+            .copied()
+            .filter(|t| from.can_transition_to(*t))
+            .collect();
+        Op::Status(id, *rng.pick(&targets))
+    } else {
+        Op::Delete(*rng.pick(&ids))
+    }
+}
+
+/// Runs `op` on `store`: the outer error is a bad name (a bug of the campaign), the
+/// inner one the store's answer.
+pub(crate) fn write(
+    store: &dyn BotRepository,
+    op: &Op,
+) -> Result<Result<(), botmaker::domain::RepoError>> {
+    Ok(match op {
+        Op::Create(id, name) => store
+            .create(&NewBot::with_id(
+                *id,
+                name.parse()?,
+                "anthropic".parse()?,
+                "claude-sonnet-4".parse()?,
+                "slack".parse()?,
+            ))
+            .map(drop),
+        Op::Status(id, s) => store.set_status(id, *s).map(drop),
+        Op::Delete(id) => store.delete(id),
+    })
 }
 
 /// The parent: kills children until `deadline`.
@@ -178,6 +194,13 @@ fn verify(db: &Path, model: &mut Model, pending: Option<&Op>, tally: &mut Tally)
         .into_iter()
         .map(|b| (b.id, (b.name.to_string(), b.status)))
         .collect();
+    compare(found, model, pending, tally);
+    Ok(())
+}
+
+/// Checks what a store holds after a kill against the acknowledged writes (the write
+/// in flight may or may not have committed), then takes it as the new model.
+pub(crate) fn compare(found: Model, model: &mut Model, pending: Option<&Op>, tally: &mut Tally) {
     let mut after = model.clone();
     if let Some(op) = pending {
         apply(&mut after, op);
@@ -202,5 +225,4 @@ fn verify(db: &Path, model: &mut Model, pending: Option<&Op>, tally: &mut Tally)
         ))
     });
     *model = found;
-    Ok(())
 }

@@ -4,6 +4,8 @@
 //!
 //! - `secret-writer`: children rotating secrets, SIGKILLed at random moments;
 //! - `database-writer`: children writing bots through `SqliteStore`, SIGKILLed;
+//! - `postgres-writer`: the same writes through `PgStore` on a PostgreSQL server of
+//!   the campaign's own, SIGKILLed, and the server restarted once under a writer;
 //! - `facade-writer`: children creating and deleting bots with their secrets through
 //!   `Botmaker`, SIGKILLed; the doctor repairs what they leave;
 //! - `contention`: 8 processes and 8 threads on one installation;
@@ -23,6 +25,7 @@ pub mod contention;
 pub mod db_crash;
 pub mod facade_crash;
 pub mod hostile;
+pub mod pg_crash;
 pub mod secrets_crash;
 pub mod symlink_race;
 pub mod values;
@@ -35,9 +38,10 @@ use botmaker_testkit::rng::Rng;
 use common::{ChildBinary, Deadline, Tally};
 
 /// Each part's share of the run, in per cent.
-const SHARES: [(&str, u64); 7] = [
-    ("secret-writer", 27),
-    ("database-writer", 25),
+const SHARES: [(&str, u64); 8] = [
+    ("secret-writer", 22),
+    ("database-writer", 20),
+    ("postgres-writer", 10),
     ("facade-writer", 8),
     ("contention", 6),
     ("hostile-library", 25),
@@ -79,6 +83,11 @@ pub fn run(secs: u64, seed: Option<u64>) -> Result<()> {
         share("database-writer"),
         &mut rng.fork(),
     )?);
+    record(pg_crash::run(
+        &child_bin,
+        share("postgres-writer"),
+        &mut rng.fork(),
+    )?);
     record(facade_crash::run(
         &child_bin,
         share("facade-writer"),
@@ -118,10 +127,12 @@ pub fn run(secs: u64, seed: Option<u64>) -> Result<()> {
             .sum::<u64>()
     };
     println!(
-        "stress: {:.0} s, seed {seed}: {} secret-writer kills, {} database-writer kills, {} facade-writer kills, {} hostile inputs ({} through the CLI), {} symlink-swap iterations, {} contention operations; {failures} failures",
+        "stress: {:.0} s, seed {seed}: {} secret-writer kills, {} database-writer kills, {} postgres-writer kills ({} server restarts), {} facade-writer kills, {} hostile inputs ({} through the CLI), {} symlink-swap iterations, {} contention operations; {failures} failures",
         started.elapsed().as_secs_f64(),
         get("secret-writer", &|t| t.kills),
         get("database-writer", &|t| t.kills),
+        get("postgres-writer", &|t| t.kills),
+        get("postgres-writer", &|t| t.get("server-restarts")),
         get("facade-writer", &|t| t.kills),
         get("hostile-library", &|t| t.get("inputs")) + get("hostile-cli", &|t| t.get("inputs")),
         get("hostile-cli", &|t| t.get("inputs")),
@@ -174,6 +185,7 @@ pub fn child(args: &[String]) -> Result<()> {
     match args.split_first() {
         Some((part, rest)) if part == "secrets-writer" => secrets_crash::child(rest),
         Some((part, rest)) if part == "db-writer" => db_crash::child(rest),
+        Some((part, rest)) if part == "pg-writer" => pg_crash::child(rest),
         Some((part, rest)) if part == "facade-writer" => facade_crash::child(rest),
         Some((part, rest)) if part == "contention" => contention::child(rest),
         _ => anyhow::bail!("unknown stress child {args:?}"),

@@ -14,6 +14,9 @@
 //!   [`BotRepository`](botmaker_domain::BotRepository) (the in-memory model, SQLite, and
 //!   any later backend) runs the same checks.
 //!
+//! - `pg` (feature `pg`): a throwaway PostgreSQL server shared by the test processes
+//!   of a run, or `BOTMAKER_TEST_DATABASE_URL`, and a fresh database per test.
+//!
 //! It is a dev-dependency (or a dependency of a test harness), never a dependency of a
 //! product crate: the layering tests check that.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
@@ -22,6 +25,8 @@ pub mod conformance;
 pub mod hostile;
 pub mod model;
 pub mod names;
+#[cfg(feature = "pg")]
+pub mod pg;
 pub mod rng;
 pub mod scratch;
 pub mod strace;

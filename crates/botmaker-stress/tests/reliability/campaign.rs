@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use botmaker_stress::common::{ChildBinary, Deadline, Tally, payload};
-use botmaker_stress::{contention, db_crash, facade_crash, hostile, secrets_crash, symlink_race};
+use botmaker_stress::{
+    contention, db_crash, facade_crash, hostile, pg_crash, secrets_crash, symlink_race,
+};
 use botmaker_testkit::rng::Rng;
 
 /// The children are this package's child binary, which cargo builds for its tests.
@@ -55,6 +57,21 @@ fn database_writer_killed_at_random_points_loses_nothing() {
     assert_clean(&t);
     assert!(t.kills >= 20, "{t}");
     assert!(t.checks >= 50, "{t}");
+}
+
+#[test]
+fn postgres_writer_killed_at_random_points_and_a_server_restart_lose_nothing() {
+    let mut rng = Rng::new(crate::seed());
+    let t = pg_crash::run(
+        &child_binary(),
+        Deadline::at_least(Duration::from_secs(3), 20),
+        &mut rng,
+    )
+    .unwrap();
+    assert_clean(&t);
+    assert!(t.kills >= 15, "{t}");
+    assert_eq!(t.get("server-restarts"), 1, "{t}");
+    assert!(t.checks >= 40, "{t}");
 }
 
 #[test]

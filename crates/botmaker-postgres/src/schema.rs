@@ -1,0 +1,162 @@
+//! The schema this code ships: the migrations embedded from `migrations/`, and how a
+//! migration is described, shipped or recorded in a database's history.
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use refinery::Migration;
+
+/// The migrations in `migrations/`, embedded at build time.
+pub(crate) mod embedded {
+    #![allow(unreachable_pub, missing_docs, clippy::unwrap_used)]
+    refinery::embed_migrations!("migrations");
+}
+
+/// One migration this code ships.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MigrationInfo {
+    /// Its version, the `{n}` of `V{n}__{name}.sql`.
+    pub version: u32,
+    /// Its name, the `{name}` of `V{n}__{name}.sql`.
+    pub name: String,
+    /// refinery's checksum of its version, name and SQL (what the history records).
+    pub checksum: u64,
+}
+
+impl fmt::Display for MigrationInfo {
+    /// `V{version}__{name}`, as the file is named.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "V{}__{}", self.version, self.name)
+    }
+}
+
+/// One migration recorded in a database's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AppliedMigration {
+    /// Its version.
+    pub version: u32,
+    /// Its name as recorded.
+    pub name: String,
+    /// When it was applied (RFC 3339, as refinery recorded it), if recorded.
+    pub applied_on: Option<String>,
+    /// The checksum recorded, if it is a number.
+    pub checksum: Option<u64>,
+}
+
+pub(crate) fn shipped_migrations_raw() -> &'static [Migration] {
+    static SHIPPED: LazyLock<Vec<Migration>> = LazyLock::new(|| {
+        let mut migrations = embedded::migrations::runner().get_migrations().clone();
+        migrations.sort_by_key(Migration::version);
+        migrations
+    });
+    &SHIPPED
+}
+
+/// The description of a shipped migration.
+pub(crate) fn info(m: &Migration) -> MigrationInfo {
+    MigrationInfo {
+        version: u32::try_from(m.version()).unwrap_or(0),
+        name: m.name().to_owned(),
+        checksum: m.checksum(),
+    }
+}
+
+/// The migrations this code ships, oldest first.
+pub fn shipped_migrations() -> Vec<MigrationInfo> {
+    shipped_migrations_raw().iter().map(info).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LATEST_VERSION;
+    use botmaker_domain::{AiProvider, BotStatus, ChannelType};
+
+    const V1: &str = include_str!("../migrations/V1__create_bots.sql");
+    const V2: &str = include_str!("../migrations/V2__bots_checks_without_in_lists.sql");
+
+    /// The quoted values of `column IN (...)` in a migration (V1's form).
+    fn check_list(sql: &str, column: &str) -> Vec<String> {
+        let start = sql
+            .find(&format!("CHECK ({column} IN ("))
+            .unwrap_or_else(|| panic!("no CHECK list for {column}"));
+        let rest = &sql[start..];
+        let open = rest.find("IN (").unwrap() + 4;
+        let close = rest[open..].find(')').unwrap() + open;
+        rest[open..close]
+            .split(',')
+            .map(|v| v.trim().trim_matches('\'').to_owned())
+            .collect()
+    }
+
+    /// The quoted values of `CHECK (column = 'a' OR column = 'b' ...)` (V2's form),
+    /// refusing any other term in the chain.
+    fn check_chain(sql: &str, column: &str) -> Vec<String> {
+        let head = format!("CHECK ({column} = ");
+        let start = sql
+            .find(&head)
+            .unwrap_or_else(|| panic!("no CHECK chain for {column}"));
+        let rest = &sql[start + "CHECK (".len()..];
+        let close = rest.find(')').unwrap();
+        rest[..close]
+            .split(" OR ")
+            .map(|term| {
+                let value = term
+                    .strip_prefix(&format!("{column} = '"))
+                    .and_then(|v| v.strip_suffix('\''))
+                    .unwrap_or_else(|| panic!("{column}: unexpected term {term:?}"));
+                value.to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_check_lists_are_the_domain_lists() {
+        let providers: Vec<String> = AiProvider::ALL.iter().map(|v| v.as_str().into()).collect();
+        let channels: Vec<String> = ChannelType::ALL.iter().map(|v| v.as_str().into()).collect();
+        let statuses: Vec<String> = BotStatus::ALL.iter().map(|v| v.as_str().into()).collect();
+        // V1 made the table with IN lists; V2 replaced them with OR chains of the same
+        // values (as SQLite's V2). Both must be the domain's lists; a test on a live
+        // server compares what PostgreSQL stored, too.
+        assert_eq!(check_list(V1, "ai_provider"), providers);
+        assert_eq!(check_list(V1, "channel_type"), channels);
+        assert_eq!(check_list(V1, "status"), statuses);
+        assert_eq!(check_chain(V2, "ai_provider"), providers);
+        assert_eq!(check_chain(V2, "channel_type"), channels);
+        assert_eq!(check_chain(V2, "status"), statuses);
+        // V2 alters the CHECKs only; the default stays V1's.
+        assert!(V1.contains("DEFAULT 'created'"));
+        assert!(!V2.contains("DEFAULT"));
+        assert_eq!(BotStatus::ALL[0].as_str(), "created");
+    }
+
+    #[test]
+    fn latest_version_is_the_newest_shipped_migration() {
+        let shipped = shipped_migrations();
+        assert_eq!(shipped.last().map(|m| m.version), Some(LATEST_VERSION));
+        let versions: Vec<u32> = shipped.iter().map(|m| m.version).collect();
+        let expected: Vec<u32> = (1..=LATEST_VERSION).collect();
+        assert_eq!(versions, expected, "versions are 1, 2, 3, … without gaps");
+    }
+
+    #[test]
+    fn same_versions_and_names_as_sqlite() {
+        // The sqlite crate's migrations, read as files (this crate must not depend on
+        // it): the same V{n}__{name} list, so both backends say the same version.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../botmaker-sqlite/migrations");
+        let mut sqlite: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        sqlite.sort();
+        let ours: Vec<String> = shipped_migrations()
+            .iter()
+            .map(|m| format!("{m}.sql"))
+            .collect();
+        assert_eq!(ours, sqlite);
+    }
+}
