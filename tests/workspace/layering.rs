@@ -79,10 +79,12 @@ const POSTGRES_CRATES: [&str; 3] = ["postgres", "tokio-postgres", "botmaker-post
 fn each_facade_build_compiles_only_its_own_backend() {
     // (features, a crate it must have, the crates it must not). The facade holds the
     // registry as a trait object, so `Botmaker` needs only `secrets`: a service with
-    // its own store (or PostgreSQL, once its feature exists: `secrets,postgres`
-    // lacks SQLITE_CRATES) compiles no SQLite.
+    // its own store, or on PostgreSQL (`secrets,postgres`), compiles no SQLite; and an
+    // SQLite build compiles no PostgreSQL client.
     for (features, has, lacks) in [
         ("secrets", "botmaker-secrets", &SQLITE_CRATES[..]),
+        ("secrets,postgres", "botmaker-postgres", &SQLITE_CRATES[..]),
+        ("postgres", "postgres", &SQLITE_CRATES[..]),
         ("sqlite,secrets", "rusqlite", &POSTGRES_CRATES[..]),
         (
             "sqlite,secrets,backup,tokio",
@@ -159,6 +161,7 @@ fn the_sync_facade_compiles_no_tokio() {
         &[][..],
         &["--no-default-features", "--features", "secrets"],
         &["--no-default-features", "--features", "sqlite"],
+        &["--no-default-features", "--features", "secrets,postgres"],
     ] {
         let mut args = vec!["-p", "botmaker"];
         args.extend_from_slice(features);

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 pub use botmaker_domain as domain;
+#[cfg(feature = "postgres")]
+pub use botmaker_postgres as postgres;
 #[cfg(feature = "secrets")]
 pub use botmaker_secrets as secrets;
 #[cfg(feature = "sqlite")]
