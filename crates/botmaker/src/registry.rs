@@ -141,3 +141,30 @@ pub(crate) fn describe(config: &Config, database: &Database) -> String {
         Database::Postgres(url) => url.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_this_build_lacks_is_named_with_its_feature_and_no_password() {
+        let config = Config::new("/data", "/secrets");
+        let database =
+            Database::parse("postgres://alice:hunter2@db.example/botmaker", "test").unwrap();
+        let err = unsupported(&config, &database);
+        assert_eq!(
+            err.to_string(),
+            "this build has no PostgreSQL support for the registry \
+             postgres://alice:***@db.example/botmaker: enable the `postgres` feature of \
+             the `botmaker` crate"
+        );
+        assert!(!format!("{err:?}").contains("hunter2"));
+        assert!(!err.is_retryable());
+        let err = unsupported(&config, &Database::Sqlite);
+        assert_eq!(
+            err.to_string(),
+            "this build has no SQLite support for the registry /data/botmaker.db: enable \
+             the `sqlite` feature of the `botmaker` crate"
+        );
+    }
+}
