@@ -309,7 +309,8 @@ fn check_postgres(
                 | PgError::MigrationsDiverged { .. } => FindingKind::Migrations,
                 _ => FindingKind::Database,
             };
-            report.push(kind, subject, e.to_string(), false);
+            let hint = crate::postgres_migrate_hint(&e).unwrap_or("");
+            report.push(kind, subject, format!("{e}{hint}"), false);
             None
         }
     }

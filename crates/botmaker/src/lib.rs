@@ -41,6 +41,8 @@ pub use doctor::{DoctorReport, Finding, FindingKind};
 pub use error::Error;
 #[cfg(feature = "sqlite")]
 pub use migrate::migrate_hint;
+#[cfg(feature = "postgres")]
+pub use migrate::postgres_migrate_hint;
 pub use migrate::{MigrationReport, MigrationStatus, migrate, migration_status};
 pub use registry::RegistryOptions;
 

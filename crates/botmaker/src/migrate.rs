@@ -138,3 +138,15 @@ pub fn migrate_hint(e: &StoreError) -> Option<&'static str> {
         _ => None,
     }
 }
+
+/// [`migrate_hint`] for a PostgreSQL registry: the suffix that names the commands
+/// which apply pending migrations, for the binaries and the doctor's report.
+#[cfg(feature = "postgres")]
+pub fn postgres_migrate_hint(e: &botmaker_postgres::PgError) -> Option<&'static str> {
+    match e {
+        botmaker_postgres::PgError::MigrationsPending { .. } => {
+            Some("; run `cargo xtask migrate` or `botmaker migrate`")
+        }
+        _ => None,
+    }
+}

@@ -184,7 +184,10 @@ fn migrate_status_on_postgres_lists_applied_and_pending_migrations() {
     // Commands other than migrate refuse a database that is not migrated, and say so.
     let refused = env.run(&["bot", "list"]);
     assert!(
-        refused.error().contains("run `migrate`"),
+        refused
+            .error()
+            .trim_end()
+            .ends_with("run `migrate`); run `cargo xtask migrate` or `botmaker migrate`"),
         "{}",
         refused.stderr
     );

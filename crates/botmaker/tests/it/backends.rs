@@ -196,6 +196,12 @@ fn an_empty_postgres_database_is_reported_not_migrated_by_openers() {
     let report = Botmaker::doctor(&install.config, true);
     assert_eq!(report.findings.len(), 1, "{report}");
     assert_eq!(report.findings[0].kind, FindingKind::Migrations);
+    assert!(
+        report.findings[0]
+            .detail
+            .ends_with("; run `cargo xtask migrate` or `botmaker migrate`"),
+        "{report}"
+    );
     assert!(!report.to_string().contains(DB_PASSWORD), "{report}");
     // Nothing was created by opening or by the doctor.
     let mut client = install.db.as_ref().unwrap().client();
