@@ -73,16 +73,20 @@ fn the_secrets_crate_does_not_link_sqlite() {
 /// The crates of each registry backend: a build of the facade for one backend
 /// compiles none of another's.
 const SQLITE_CRATES: [&str; 4] = ["rusqlite", "libsqlite3-sys", "refinery", "botmaker-sqlite"];
+/// SQLite itself, for builds that use refinery with its postgres driver.
+const SQLITE_ONLY: [&str; 3] = ["rusqlite", "libsqlite3-sys", "botmaker-sqlite"];
 const POSTGRES_CRATES: [&str; 3] = ["postgres", "tokio-postgres", "botmaker-postgres"];
 
 #[test]
 fn each_facade_build_compiles_only_its_own_backend() {
     // (features, a crate it must have, the crates it must not). The facade holds the
     // registry as a trait object, so `Botmaker` needs only `secrets`: a service with
-    // its own store (or PostgreSQL, once its feature exists: `secrets,postgres`
-    // lacks SQLITE_CRATES) compiles no SQLite.
+    // its own store, or on PostgreSQL (`secrets,postgres`), compiles no SQLite; and an
+    // SQLite build compiles no PostgreSQL client.
     for (features, has, lacks) in [
         ("secrets", "botmaker-secrets", &SQLITE_CRATES[..]),
+        ("secrets,postgres", "botmaker-postgres", &SQLITE_ONLY[..]),
+        ("postgres", "postgres", &SQLITE_ONLY[..]),
         ("sqlite,secrets", "rusqlite", &POSTGRES_CRATES[..]),
         (
             "sqlite,secrets,backup,tokio",
@@ -158,6 +162,8 @@ fn the_sync_facade_compiles_no_tokio() {
     for features in [
         &[][..],
         &["--no-default-features", "--features", "secrets"],
+        // Not `postgres`: the synchronous `postgres` client runs tokio-postgres on a
+        // runtime of its own, inside the crate.
         &["--no-default-features", "--features", "sqlite"],
     ] {
         let mut args = vec!["-p", "botmaker"];

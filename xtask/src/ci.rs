@@ -32,10 +32,14 @@ pub(crate) fn run() -> Result<()> {
         &["doc", "--workspace", "--no-deps", "--all-features"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
-    // The facade's features build on their own (a secrets-only service compiles no SQLite).
+    // The facade's features build on their own (a secrets-only or PostgreSQL service
+    // compiles no SQLite).
     for features in [
         &["--features", "secrets"][..],
         &["--features", "sqlite"],
+        // PostgreSQL without SQLite, for a service and on its own.
+        &["--features", "secrets,postgres"],
+        &["--features", "postgres"],
         // The async adapter over the secrets alone, and over the registry alone.
         &["--features", "secrets,tokio"],
         &["--features", "tokio"],

@@ -306,6 +306,7 @@ fn command_hint(e: &anyhow::Error) -> Option<&'static str> {
                 // A transparent variant: the chain goes on with the store error's
                 // source, not the store error itself, so look inside here.
                 Error::Store(e) => botmaker::migrate_hint(e),
+                Error::Postgres(e) => botmaker::postgres_migrate_hint(e),
                 _ => None,
             }
         } else {

@@ -126,7 +126,7 @@ impl Botmaker {
     }
 
     /// The registry's backend, the `backend` field of the facade's spans
-    /// (`botmaker_domain::observe`): `sqlite`, or `injected` for [`Botmaker::new`].
+    /// (`botmaker_domain::observe`): `sqlite`, `postgres`, or `injected` for [`Botmaker::new`].
     fn backend(&self) -> &'static str {
         self.backend.name()
     }
@@ -144,6 +144,21 @@ impl Botmaker {
     pub fn sqlite(&self) -> Option<&SqliteStore> {
         match &self.backend {
             Backend::Sqlite(store) => Some(store),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => None,
+            Backend::Injected => None,
+        }
+    }
+
+    /// The PostgreSQL store, when the registry is one (opened from a configuration
+    /// that selects PostgreSQL): for what only PostgreSQL has, such as its
+    /// consistency check or its pool's counts.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(&self) -> Option<&botmaker_postgres::PgStore> {
+        match &self.backend {
+            Backend::Postgres(store) => Some(store),
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(_) => None,
             Backend::Injected => None,
         }
     }

@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use botmaker_domain::{BotId, BotRepository, SecretName};
+#[cfg(feature = "postgres")]
+use botmaker_postgres::{DatabaseUrl, PgError, PgOptions, PgStore};
 use botmaker_secrets::{Issue, LockMode, SecretsStore};
 #[cfg(feature = "sqlite")]
 use botmaker_sqlite::{SqliteStore, StoreError, StoreOptions};
@@ -133,7 +135,8 @@ impl fmt::Display for DoctorReport {
 }
 
 impl Botmaker {
-    /// Checks the installation `config` describes: database integrity, migrations,
+    /// Checks the installation `config` describes: database integrity (SQLite's
+    /// `integrity_check`, or on PostgreSQL the store's consistency check), migrations,
     /// secrets drift (modes, owners, symlinks, unexpected entries), leftovers of
     /// interrupted operations, orphan secrets directories and bots missing required
     /// secrets.
@@ -222,6 +225,10 @@ fn check_database(
     match database {
         #[cfg(feature = "sqlite")]
         Database::Sqlite => check_sqlite(config, report).map(|store| (store, subject)),
+        #[cfg(feature = "postgres")]
+        Database::Postgres(url) => {
+            check_postgres(url, &subject, report).map(|store| (store, subject))
+        }
         other => {
             let e = registry::unsupported(config, other);
             report.push(FindingKind::Database, subject, e.to_string(), false);
@@ -261,6 +268,49 @@ fn check_sqlite(config: &Config, report: &mut DoctorReport) -> Option<Arc<dyn Bo
                 _ => FindingKind::Database,
             };
             report.push(kind, &subject, with_migrate_hint(&e), false);
+            None
+        }
+    }
+}
+
+/// PostgreSQL: the store's refusals (a schema too new, migrations pending, a diverged
+/// history, a database that is not botmaker's) as migration findings, then
+/// [`PgStore::consistency_check`] in place of SQLite's `integrity_check`. Findings name
+/// the database by its redacted connection string.
+#[cfg(feature = "postgres")]
+fn check_postgres(
+    url: &crate::PostgresUrl,
+    subject: &str,
+    report: &mut DoctorReport,
+) -> Option<Arc<dyn BotRepository>> {
+    let opened =
+        DatabaseUrl::parse(url.expose()).and_then(|url| PgStore::open(&url, PgOptions::default()));
+    match opened {
+        Ok(store) => {
+            match store.consistency_check() {
+                Ok(problems) => {
+                    for p in problems {
+                        report.push(
+                            FindingKind::Database,
+                            subject,
+                            format!("consistency check: {p}"),
+                            false,
+                        );
+                    }
+                }
+                Err(e) => report.push(FindingKind::Database, subject, e.to_string(), false),
+            }
+            Some(Arc::new(store))
+        }
+        Err(e) => {
+            let kind = match e {
+                PgError::SchemaTooNew { .. }
+                | PgError::MigrationsPending { .. }
+                | PgError::MigrationsDiverged { .. } => FindingKind::Migrations,
+                _ => FindingKind::Database,
+            };
+            let hint = crate::postgres_migrate_hint(&e).unwrap_or("");
+            report.push(kind, subject, format!("{e}{hint}"), false);
             None
         }
     }

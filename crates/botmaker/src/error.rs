@@ -19,6 +19,11 @@ pub enum Error {
     #[cfg(feature = "sqlite")]
     #[error(transparent)]
     Store(#[from] botmaker_sqlite::StoreError),
+    /// Opening, migrating or checking a PostgreSQL registry failed (its messages name
+    /// the server and database, never the password).
+    #[cfg(feature = "postgres")]
+    #[error(transparent)]
+    Postgres(#[from] botmaker_postgres::PgError),
     /// A secrets operation failed.
     #[cfg(feature = "secrets")]
     #[error(transparent)]
@@ -75,6 +80,8 @@ impl Error {
             Self::Repo(e) => e.is_retryable(),
             #[cfg(feature = "sqlite")]
             Self::Store(e) => e.is_retryable(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(e) => e.is_retryable(),
             #[cfg(feature = "secrets")]
             Self::Secrets(e) => e.is_retryable(),
             Self::Config(_)

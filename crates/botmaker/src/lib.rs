@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 pub use botmaker_domain as domain;
+#[cfg(feature = "postgres")]
+pub use botmaker_postgres as postgres;
 #[cfg(feature = "secrets")]
 pub use botmaker_secrets as secrets;
 #[cfg(feature = "sqlite")]
@@ -39,6 +41,8 @@ pub use doctor::{DoctorReport, Finding, FindingKind};
 pub use error::Error;
 #[cfg(feature = "sqlite")]
 pub use migrate::migrate_hint;
+#[cfg(feature = "postgres")]
+pub use migrate::postgres_migrate_hint;
 pub use migrate::{MigrationReport, MigrationStatus, migrate, migration_status};
 pub use registry::RegistryOptions;
 

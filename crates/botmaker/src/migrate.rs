@@ -16,6 +16,9 @@ pub enum MigrationReport {
     /// The SQLite file's.
     #[cfg(feature = "sqlite")]
     Sqlite(botmaker_sqlite::MigrationReport),
+    /// The PostgreSQL database's.
+    #[cfg(feature = "postgres")]
+    Postgres(botmaker_postgres::MigrationReport),
 }
 
 impl MigrationReport {
@@ -24,6 +27,8 @@ impl MigrationReport {
         match *self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(ref r) => r.was_up_to_date(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(ref r) => r.was_up_to_date(),
         }
     }
 
@@ -32,16 +37,23 @@ impl MigrationReport {
         match *self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(ref r) => r.to_version,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(ref r) => r.to_version,
         }
     }
 }
 
 impl fmt::Display for MigrationReport {
-    #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))] // no backend: no variant
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(unused_variables)
+    )] // no backend: no variant
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(ref r) => r.fmt(f),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(ref r) => r.fmt(f),
         }
     }
 }
@@ -55,20 +67,28 @@ pub enum MigrationStatus {
     /// The SQLite file's.
     #[cfg(feature = "sqlite")]
     Sqlite(botmaker_sqlite::MigrationStatus),
+    /// The PostgreSQL database's.
+    #[cfg(feature = "postgres")]
+    Postgres(botmaker_postgres::MigrationStatus),
 }
 
 impl fmt::Display for MigrationStatus {
-    #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))] // no backend: no variant
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(unused_variables)
+    )] // no backend: no variant
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(ref s) => s.fmt(f),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(ref s) => s.fmt(f),
         }
     }
 }
 
 /// Creates the registry when missing (SQLite: `<data dir>/botmaker.db` and its
-/// folder) and applies every pending migration, under a cross-process lock.
+/// folder; PostgreSQL: the schema, in an existing database) and applies every pending migration, under a cross-process lock.
 pub fn migrate(config: &Config) -> Result<MigrationReport> {
     #[allow(unreachable_patterns)] // the last arm: only builds without a backend's feature
     match config.database()? {
@@ -76,6 +96,10 @@ pub fn migrate(config: &Config) -> Result<MigrationReport> {
         crate::Database::Sqlite => Ok(MigrationReport::Sqlite(botmaker_sqlite::migrate(
             &config.database_path(),
         )?)),
+        #[cfg(feature = "postgres")]
+        crate::Database::Postgres(url) => Ok(MigrationReport::Postgres(
+            botmaker_postgres::migrate(&botmaker_postgres::DatabaseUrl::parse(url.expose())?)?,
+        )),
         other => Err(registry::unsupported(config, other)),
     }
 }
@@ -88,6 +112,12 @@ pub fn migration_status(config: &Config) -> Result<MigrationStatus> {
         crate::Database::Sqlite => Ok(MigrationStatus::Sqlite(botmaker_sqlite::migration_status(
             &config.database_path(),
         )?)),
+        #[cfg(feature = "postgres")]
+        crate::Database::Postgres(url) => Ok(MigrationStatus::Postgres(
+            botmaker_postgres::migration_status(&botmaker_postgres::DatabaseUrl::parse(
+                url.expose(),
+            )?)?,
+        )),
         other => Err(registry::unsupported(config, other)),
     }
 }
@@ -103,6 +133,18 @@ pub fn migrate_hint(e: &StoreError) -> Option<&'static str> {
             Some("; create it with `cargo xtask migrate` or `botmaker migrate`")
         }
         StoreError::MigrationsPending { .. } | StoreError::HotJournal { .. } => {
+            Some("; run `cargo xtask migrate` or `botmaker migrate`")
+        }
+        _ => None,
+    }
+}
+
+/// [`migrate_hint`] for a PostgreSQL registry: the suffix that names the commands
+/// which apply pending migrations, for the binaries and the doctor's report.
+#[cfg(feature = "postgres")]
+pub fn postgres_migrate_hint(e: &botmaker_postgres::PgError) -> Option<&'static str> {
+    match e {
+        botmaker_postgres::PgError::MigrationsPending { .. } => {
             Some("; run `cargo xtask migrate` or `botmaker migrate`")
         }
         _ => None,

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 #[cfg(feature = "secrets")]
 use botmaker_domain::BotRepository;
+#[cfg(all(feature = "postgres", feature = "secrets"))]
+use botmaker_postgres::{DatabaseUrl, PgStore};
 #[cfg(all(feature = "sqlite", feature = "secrets"))]
 use botmaker_sqlite::SqliteStore;
 
@@ -28,6 +30,9 @@ pub struct RegistryOptions {
     /// The SQLite store's options (busy timeout, readers, clock).
     #[cfg(feature = "sqlite")]
     pub sqlite: botmaker_sqlite::StoreOptions,
+    /// The PostgreSQL store's options (pool size, retries, clock).
+    #[cfg(feature = "postgres")]
+    pub postgres: botmaker_postgres::PgOptions,
 }
 
 /// The backend name of a registry injected with
@@ -44,6 +49,10 @@ pub(crate) enum Backend {
     /// The SQLite file: a delete is made durable with [`SqliteStore::sync`].
     #[cfg(feature = "sqlite")]
     Sqlite(Arc<SqliteStore>),
+    /// A PostgreSQL server: a commit is durable when it returns (`synchronous_commit`
+    /// on, the server's default), so there is nothing to sync.
+    #[cfg(feature = "postgres")]
+    Postgres(Arc<PgStore>),
     /// A store injected with [`Botmaker::new`](crate::Botmaker::new): nothing beyond
     /// the port, so its acknowledged writes must be durable on their own.
     Injected,
@@ -56,18 +65,22 @@ impl Backend {
         match self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => botmaker_sqlite::BACKEND,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => botmaker_postgres::BACKEND,
             Self::Injected => INJECTED,
         }
     }
 
     /// Makes every write the registry acknowledged durable, before the facade acts on
     /// it outside the registry (removing a deleted bot's secrets).
-    #[cfg_attr(not(feature = "sqlite"), allow(clippy::unnecessary_wraps))] // no backend
+    #[cfg_attr(not(feature = "sqlite"), allow(clippy::unnecessary_wraps))] // only SQLite's sync fails
     pub(crate) fn sync(&self) -> Result<()> {
         match self {
             // Commits with synchronous=NORMAL are in the WAL, not yet on disk.
             #[cfg(feature = "sqlite")]
             Self::Sqlite(store) => Ok(store.sync()?),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => Ok(()),
             Self::Injected => Ok(()),
         }
     }
@@ -76,7 +89,10 @@ impl Backend {
 #[cfg(feature = "secrets")] // used by `Botmaker`
 /// Opens the registry `config` selects (never migrating): the port for every
 /// operation and the backend's handle.
-#[cfg_attr(not(feature = "sqlite"), allow(clippy::needless_pass_by_value))] // no backend
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(clippy::needless_pass_by_value)
+)] // no backend
 pub(crate) fn open(
     config: &Config,
     options: RegistryOptions,
@@ -90,6 +106,12 @@ pub(crate) fn open(
                 options.sqlite,
             )?);
             Ok((store.clone(), Backend::Sqlite(store)))
+        }
+        #[cfg(feature = "postgres")]
+        Database::Postgres(url) => {
+            let url = DatabaseUrl::parse(url.expose())?;
+            let store = Arc::new(PgStore::open(&url, options.postgres)?);
+            Ok((store.clone(), Backend::Postgres(store)))
         }
         other => {
             let _ = options;
@@ -117,5 +139,32 @@ pub(crate) fn describe(config: &Config, database: &Database) -> String {
     match database {
         Database::Sqlite => config.database_path().display().to_string(),
         Database::Postgres(url) => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_this_build_lacks_is_named_with_its_feature_and_no_password() {
+        let config = Config::new("/data", "/secrets");
+        let database =
+            Database::parse("postgres://alice:hunter2@db.example/botmaker", "test").unwrap();
+        let err = unsupported(&config, &database);
+        assert_eq!(
+            err.to_string(),
+            "this build has no PostgreSQL support for the registry \
+             postgres://alice:***@db.example/botmaker: enable the `postgres` feature of \
+             the `botmaker` crate"
+        );
+        assert!(!format!("{err:?}").contains("hunter2"));
+        assert!(!err.is_retryable());
+        let err = unsupported(&config, &Database::Sqlite);
+        assert_eq!(
+            err.to_string(),
+            "this build has no SQLite support for the registry /data/botmaker.db: enable \
+             the `sqlite` feature of the `botmaker` crate"
+        );
     }
 }

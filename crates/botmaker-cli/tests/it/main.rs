@@ -12,6 +12,7 @@ mod errors;
 mod hostile;
 mod logging;
 mod owner;
+mod postgres;
 mod repair_race;
 mod session;
 
@@ -23,6 +24,9 @@ use std::process::{Command, Output, Stdio};
 /// A temporary installation: a data dir and a secrets dir under one temp dir.
 pub(crate) struct Env {
     pub(crate) dir: tempfile::TempDir,
+    /// `BOTMAKER_DATABASE_URL` for every run: a PostgreSQL registry (`None`: SQLite in
+    /// the data dir).
+    pub(crate) url: Option<String>,
 }
 
 /// What a run printed and how it ended.
@@ -79,6 +83,16 @@ impl Env {
     pub(crate) fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
+            url: None,
+        }
+    }
+
+    /// An installation whose registry is the PostgreSQL database `url` (given in
+    /// `BOTMAKER_DATABASE_URL`), its secrets in a temporary folder.
+    pub(crate) fn postgres(url: &str) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            url: Some(url.to_owned()),
         }
     }
 
@@ -107,6 +121,9 @@ impl Env {
             .env("BOTMAKER_SECRETS_DIR", self.secrets())
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null());
+        if let Some(url) = &self.url {
+            cmd.env("BOTMAKER_DATABASE_URL", url);
+        }
         cmd
     }
 

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "tokio")]
 mod aio;
+mod backends;
 mod backup;
 mod consistency;
 mod doctor;
@@ -15,20 +16,53 @@ mod redaction;
 mod repair_races;
 
 use botmaker::domain::{NewBot, SecretName};
-use botmaker::{Botmaker, Config};
+use botmaker::{Botmaker, Config, Database};
+use botmaker_testkit::pg;
 
-/// A migrated installation in a temp dir.
+/// A migrated installation in a temp dir: SQLite in its data dir, or a database of its
+/// own on the test kit's PostgreSQL server.
 pub(crate) struct Install {
     pub(crate) _dir: tempfile::TempDir,
     pub(crate) config: Config,
+    /// The PostgreSQL database, dropped with the installation.
+    pub(crate) db: Option<pg::TestDatabase>,
 }
+
+/// The password `Install::postgres` puts in its connection string. The test server
+/// trusts its Unix socket, so it is carried (where it could leak) but not checked.
+pub(crate) const DB_PASSWORD: &str = "pG-pAsSwOrD-v7Kq2";
 
 impl Install {
     pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::new(dir.path().join("data"), dir.path().join("secrets"));
         botmaker::migrate(&config).unwrap();
-        Self { _dir: dir, config }
+        Self {
+            _dir: dir,
+            config,
+            db: None,
+        }
+    }
+
+    /// The same on PostgreSQL (selected by its connection string, with a password).
+    pub(crate) fn postgres() -> Self {
+        let install = Self::postgres_unmigrated();
+        botmaker::migrate(&install.config).unwrap();
+        install
+    }
+
+    /// A PostgreSQL installation whose database is still empty.
+    pub(crate) fn postgres_unmigrated() -> Self {
+        let db = pg::shared().database("facade");
+        let url = format!("{} password={DB_PASSWORD}", db.url());
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::new(dir.path().join("data"), dir.path().join("secrets"))
+            .with_database(Database::parse(&url, "test").unwrap());
+        Self {
+            _dir: dir,
+            config,
+            db: Some(db),
+        }
     }
 
     pub(crate) fn open(&self) -> Botmaker {
