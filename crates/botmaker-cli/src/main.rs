@@ -287,7 +287,21 @@ fn main() -> ExitCode {
 /// helps, if there is one. The libraries' messages name no command (a library does not
 /// know which binary runs it); this binary knows its own commands and xtask's.
 fn error_line(e: &anyhow::Error) -> String {
-    let mut message = format!("error: {e:#}").replace('\n', " ");
+    // Each cause once: an error whose message already quotes its source (the clients'
+    // errors often do: `db error: FATAL: …` over `FATAL: …`) is not followed by it
+    // again.
+    let mut chain = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if chain.contains(&text) {
+            continue;
+        }
+        if !chain.is_empty() {
+            chain.push_str(": ");
+        }
+        chain.push_str(&text);
+    }
+    let mut message = format!("error: {chain}").replace('\n', " ");
     if let Some(hint) = command_hint(e) {
         message.push_str(hint);
     }
@@ -397,5 +411,38 @@ mod tests {
             line(botmaker::Error::from(refused)),
             "error: \"../x\" is neither a bot id nor a bot name"
         );
+    }
+}
+
+#[cfg(test)]
+mod error_line_tests {
+    use std::fmt;
+
+    /// An error whose message quotes its source, as the clients' errors often do.
+    #[derive(Debug)]
+    struct Quoting(std::io::Error);
+
+    impl fmt::Display for Quoting {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "cannot connect to db on /run/pg: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_shown_once() {
+        let quoting = anyhow::Error::new(Quoting(std::io::Error::other("FATAL: no such role")));
+        assert_eq!(
+            super::error_line(&quoting),
+            "error: cannot connect to db on /run/pg: FATAL: no such role"
+        );
+        // A source that its error does not quote is still shown after it.
+        let plain = anyhow::Error::new(std::io::Error::other("disk full")).context("writing x");
+        assert_eq!(super::error_line(&plain), "error: writing x: disk full");
     }
 }
