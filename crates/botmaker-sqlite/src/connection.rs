@@ -307,6 +307,28 @@ mod tests {
         );
     }
 
+    /// Only SQLite's "file is not a database" is reported as one; any other failure
+    /// (busy, I/O, a constraint) keeps its own error.
+    #[test]
+    fn only_notadb_is_not_a_database() {
+        let failure = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        assert!(is_not_a_database(&failure(rusqlite::ffi::SQLITE_NOTADB)));
+        for code in [
+            rusqlite::ffi::SQLITE_BUSY,
+            rusqlite::ffi::SQLITE_IOERR,
+            rusqlite::ffi::SQLITE_CONSTRAINT,
+            rusqlite::ffi::SQLITE_CORRUPT,
+        ] {
+            let e = failure(code);
+            assert!(!is_not_a_database(&e), "{e}");
+            let path = Path::new("/x/botmaker.db");
+            assert!(
+                matches!(sqlite_err(path, "opening", e), StoreError::Sqlite { .. }),
+                "code {code}"
+            );
+        }
+    }
+
     /// The read-back after `configure` refuses a connection whose journal mode,
     /// `synchronous` or `foreign_keys` is not what the store sets: each is put wrong
     /// in turn on a plain connection, the others right.
