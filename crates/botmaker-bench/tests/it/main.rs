@@ -1,0 +1,3 @@
+//! The bench binary's integration tests: one binary, a module per part.
+
+mod postgres;
