@@ -70,7 +70,7 @@ pub(crate) struct Params {
 
 fn main() -> ExitCode {
     let params = <Params as clap::Parser>::parse();
-    match scratch_base().and_then(|base| run(params, &base)) {
+    match scratch_base().and_then(|base| run(&params, &base)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -222,8 +222,8 @@ pub(crate) fn visit(k: usize, n: usize) -> usize {
 }
 
 /// Runs the workload and prints its JSON lines.
-pub(crate) fn run(params: Params, scratch: &Path) -> Result<()> {
-    let Params { n, m, threads, .. } = params;
+pub(crate) fn run(params: &Params, scratch: &Path) -> Result<()> {
+    let &Params { n, m, threads, .. } = params;
     let with_raw = params.raw;
     ensure!(
         n > 0 && m > 0 && threads > 0,

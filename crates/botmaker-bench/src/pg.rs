@@ -183,9 +183,7 @@ fn parallel_phases(
             join_all(handles)
         })
     };
-    let mut raw = bare
-        .as_deref_mut()
-        .map(|b| |k: Range<usize>| b.parallel_insert(k));
+    let mut raw = bare.map(|b| |k: Range<usize>| b.parallel_insert(k));
     out.push(phase(
         "parallel_insert",
         n / threads,
