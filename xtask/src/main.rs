@@ -3,8 +3,9 @@
 //! - `cargo xtask migrate [--data-dir DIR] [--database-url URL] [--status]`: create or
 //!   upgrade the registry, by running `botmaker migrate` (one code path for migrating).
 //! - `cargo xtask ci`: exactly what CI runs.
-//! - `cargo xtask bench [--n N] [--m M] [--threads T] [--raw] [--only-async]`: the standard workload
-//!   (`../shared/bench/WORKLOAD.md`), the `botmaker-bench` binary in a release build.
+//! - `cargo xtask bench [--n N] [--m M] [--threads T] [--raw] [--only-async] [--database-url URL]`:
+//!   the standard workload (`../shared/bench/WORKLOAD.md`), the `botmaker-bench` binary in
+//!   a release build; with `--database-url`, its database and parallel parts on PostgreSQL.
 //! - `cargo xtask stress [--secs S] [--seed X]`: the reliability campaign
 //!   (RELIABILITY.md), the `botmaker-stress` binary.
 //! - `cargo xtask mutants [--part P] [--in-diff REF] [--shard K/N]`: mutation testing of
@@ -68,6 +69,10 @@ enum Command {
         /// Run only the async part (`botmaker::aio`, 1 and 64 tasks, and the hand-off).
         #[arg(long)]
         only_async: bool,
+        /// Run the database and parallel parts on this PostgreSQL server, in a scratch
+        /// database made and dropped by the run (its user may CREATE DATABASE).
+        #[arg(long, value_name = "URL")]
+        database_url: Option<OsString>,
     },
     /// Mutation testing (cargo-mutants) of the modules that carry the invariants
     /// (TESTING.md, .cargo/mutants.toml).
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
             threads,
             raw,
             only_async,
+            database_url,
         } => {
             // Benchmarks only mean something in a release build.
             eprintln!("bench: building and running in release mode");
@@ -162,6 +168,9 @@ fn main() -> ExitCode {
             }
             if only_async {
                 args.push("--only-async".into());
+            }
+            if let Some(url) = database_url {
+                args.extend(["--database-url".into(), url]);
             }
             cargo_run(
                 &["--release", "--quiet", "--package", "botmaker-bench"],

@@ -1,7 +1,12 @@
-//! `botmaker-bench [--n N] [--m M] [--threads T] [--raw]` (run by `cargo xtask bench`):
-//! the standard workload of `../shared/bench/WORKLOAD.md`, through the facade's public
-//! API, and with `--raw` a second time through bare rusqlite and bare
+//! `botmaker-bench [--n N] [--m M] [--threads T] [--raw] [--database-url URL]` (run by
+//! `cargo xtask bench`): the standard workload of `../shared/bench/WORKLOAD.md`, through
+//! the facade's public API, and with `--raw` a second time through bare rusqlite and bare
 //! descriptor-relative syscalls, printing each phase's ratio api/raw.
+//!
+//! With `--database-url`, the database and parallel parts run on that PostgreSQL server
+//! instead, through `PgStore` and with `--raw` through the bare `postgres` client, in a
+//! scratch database made for the run and dropped at its end (see `pg.rs`); the secrets
+//! and async parts, which do not touch the registry, are skipped.
 //!
 //! JSON lines on stdout, progress on stderr. Figures mean something only in a release
 //! build, which `cargo xtask bench` makes; BENCHMARKS.md holds them.
@@ -32,10 +37,11 @@ use botmaker::sqlite::SqliteStore;
 use botmaker_testkit::scratch::Scratch;
 
 mod aio;
+mod pg;
 mod raw;
 
 /// Run the standard benchmark workload through the public API.
-#[derive(Clone, Copy, Debug, clap::Parser)]
+#[derive(Clone, Debug, clap::Parser)]
 #[command(name = "botmaker-bench")]
 pub(crate) struct Params {
     /// Rows of the database part.
@@ -54,11 +60,17 @@ pub(crate) struct Params {
     /// spawn_blocking-or-pool hand-off), not the standard workload.
     #[arg(long)]
     pub(crate) only_async: bool,
+    /// Run the database and parallel parts on this PostgreSQL server (`postgres://…`,
+    /// `postgresql://…` or `host=… dbname=…`), in a scratch database made and dropped
+    /// by the run; its user must be allowed to CREATE DATABASE. Skips the secrets and
+    /// async parts.
+    #[arg(long, value_name = "URL")]
+    pub(crate) database_url: Option<String>,
 }
 
 fn main() -> ExitCode {
     let params = <Params as clap::Parser>::parse();
-    match scratch_base().and_then(|base| run(params, &base)) {
+    match scratch_base().and_then(|base| run(&params, &base)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -210,8 +222,9 @@ pub(crate) fn visit(k: usize, n: usize) -> usize {
 }
 
 /// Runs the workload and prints its JSON lines.
-pub(crate) fn run(params: Params, scratch: &Path) -> Result<()> {
-    let Params { n, m, threads, .. } = params;
+pub(crate) fn run(params: &Params, scratch: &Path) -> Result<()> {
+    let &Params { n, m, threads, .. } = params;
+    let with_raw = params.raw;
     ensure!(
         n > 0 && m > 0 && threads > 0,
         "--n, --m and --threads must be positive"
@@ -220,23 +233,35 @@ pub(crate) fn run(params: Params, scratch: &Path) -> Result<()> {
     if params.only_async {
         return aio::run(n, m, scratch);
     }
+    if let Some(url) = &params.database_url {
+        return pg::run(n, threads, with_raw, url);
+    }
     println!("{{\"workload\":\"botmaker-standard\",\"n\":{n},\"m\":{m},\"durable\":true}}");
 
     // Every part starts after a `sync`, so that no part pays for the writeback of the
     // previous one.
     let mut results: Vec<Timed> = Vec::new();
     settle();
-    results.extend(database_phases(n, params.raw, scratch)?);
+    results.extend(database_phases(n, with_raw, scratch)?);
     settle();
-    results.extend(secrets_phases(m, params.raw, scratch)?);
+    results.extend(secrets_phases(m, with_raw, scratch)?);
     settle();
-    results.extend(parallel_phases(n, threads, params.raw, scratch)?);
+    results.extend(parallel_phases(n, threads, with_raw, scratch)?);
+    print_results(&results, with_raw, threads);
+    settle();
+    aio::run(n, m, scratch)?;
+    println!("{{\"peak_rss_kib\":{}}}", peak_rss_kib().unwrap_or(0));
+    Ok(())
+}
 
-    for t in &results {
+/// Prints the phases' JSON lines: the API's, with `raw` the bare ones and the ratios,
+/// then the parallel part's scaling over one thread.
+pub(crate) fn print_results(results: &[Timed], raw: bool, threads: usize) {
+    for t in results {
         println!("{}", t.api.json("api"));
     }
-    if params.raw {
-        for t in &results {
+    if raw {
+        for t in results {
             if let Some(raw) = &t.raw {
                 println!("{}", raw.json("raw"));
             }
@@ -244,7 +269,7 @@ pub(crate) fn run(params: Params, scratch: &Path) -> Result<()> {
                 println!("{}", third.json(t.third_label));
             }
         }
-        for t in &results {
+        for t in results {
             let ratio = |p: &Option<Phase>| {
                 p.as_ref()
                     .map(|p| format!("{:.3}", t.api.ops_per_sec() / p.ops_per_sec()))
@@ -280,10 +305,6 @@ pub(crate) fn run(params: Params, scratch: &Path) -> Result<()> {
             pi / i
         );
     }
-    settle();
-    aio::run(n, m, scratch)?;
-    println!("{{\"peak_rss_kib\":{}}}", peak_rss_kib().unwrap_or(0));
-    Ok(())
 }
 
 /// Bots per page when `list_all` walks the registry: the listing holds one page at a
@@ -364,7 +385,7 @@ fn database_phases(n: usize, with_raw: bool, scratch: &Path) -> Result<Vec<Timed
 }
 
 #[inline(never)]
-fn api_insert(store: &SqliteStore, news: &[NewBot]) -> Result<()> {
+pub(crate) fn api_insert<S: BotRepository>(store: &S, news: &[NewBot]) -> Result<()> {
     for new in news {
         black_box(store.create(new)?);
     }
@@ -372,7 +393,11 @@ fn api_insert(store: &SqliteStore, news: &[NewBot]) -> Result<()> {
 }
 
 #[inline(never)]
-fn api_get_by_id(store: &SqliteStore, ids: &[BotId], ks: Range<usize>) -> Result<()> {
+pub(crate) fn api_get_by_id<S: BotRepository>(
+    store: &S,
+    ids: &[BotId],
+    ks: Range<usize>,
+) -> Result<()> {
     let n = ids.len();
     for k in ks {
         black_box(store.get(&ids[visit(k, n)])?);
@@ -381,7 +406,11 @@ fn api_get_by_id(store: &SqliteStore, ids: &[BotId], ks: Range<usize>) -> Result
 }
 
 #[inline(never)]
-fn api_get_by_name(store: &SqliteStore, news: &[NewBot], ks: Range<usize>) -> Result<()> {
+pub(crate) fn api_get_by_name<S: BotRepository>(
+    store: &S,
+    news: &[NewBot],
+    ks: Range<usize>,
+) -> Result<()> {
     let n = news.len();
     for k in ks {
         black_box(store.get_by_name(&news[visit(k, n)].name)?);
@@ -392,7 +421,7 @@ fn api_get_by_name(store: &SqliteStore, news: &[NewBot], ks: Range<usize>) -> Re
 /// Walks every bot, newest first, `times` times, one page of [`LIST_PAGE`] bots at a
 /// time (keyset paging: `BotRepository::list_page`), each bot fully decoded.
 #[inline(never)]
-fn api_list_all(store: &SqliteStore, n: usize, times: usize) -> Result<()> {
+pub(crate) fn api_list_all<S: BotRepository>(store: &S, n: usize, times: usize) -> Result<()> {
     for _ in 0..times {
         let mut seen = 0;
         let mut after = None;
@@ -412,7 +441,11 @@ fn api_list_all(store: &SqliteStore, n: usize, times: usize) -> Result<()> {
 }
 
 #[inline(never)]
-fn api_update_status(store: &SqliteStore, ids: &[BotId], ks: Range<usize>) -> Result<()> {
+pub(crate) fn api_update_status<S: BotRepository>(
+    store: &S,
+    ids: &[BotId],
+    ks: Range<usize>,
+) -> Result<()> {
     let n = ids.len();
     for k in ks {
         black_box(store.set_status(&ids[visit(k, n)], BotStatus::Running)?);
@@ -421,7 +454,11 @@ fn api_update_status(store: &SqliteStore, ids: &[BotId], ks: Range<usize>) -> Re
 }
 
 #[inline(never)]
-fn api_delete(store: &SqliteStore, ids: &[BotId], ks: Range<usize>) -> Result<()> {
+pub(crate) fn api_delete<S: BotRepository>(
+    store: &S,
+    ids: &[BotId],
+    ks: Range<usize>,
+) -> Result<()> {
     let n = ids.len();
     for k in ks {
         store.delete(&ids[visit(k, n)])?;
@@ -667,8 +704,8 @@ fn parallel_phases(n: usize, threads: usize, with_raw: bool, scratch: &Path) -> 
 /// One thread of `parallel_get_by_id`: the lookups `ks` of its N, from `start` in the
 /// visiting order.
 #[inline(never)]
-fn api_parallel_get_by_id(
-    store: &SqliteStore,
+pub(crate) fn api_parallel_get_by_id<S: BotRepository>(
+    store: &S,
     ids: &[BotId],
     start: usize,
     ks: Range<usize>,
