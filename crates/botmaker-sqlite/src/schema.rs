@@ -73,44 +73,10 @@ mod tests {
     use super::*;
     use crate::LATEST_VERSION;
     use botmaker_domain::{AiProvider, BotStatus, ChannelType};
+    use botmaker_testkit::migrations::{check_chain, check_list};
 
     const V1: &str = include_str!("../migrations/V1__create_bots.sql");
     const V2: &str = include_str!("../migrations/V2__bots_checks_without_in_lists.sql");
-
-    /// The quoted values of `column IN (...)` in a migration (V1's form).
-    fn check_list(sql: &str, column: &str) -> Vec<String> {
-        let start = sql
-            .find(&format!("CHECK ({column} IN ("))
-            .unwrap_or_else(|| panic!("no CHECK list for {column}"));
-        let rest = &sql[start..];
-        let open = rest.find("IN (").unwrap() + 4;
-        let close = rest[open..].find(')').unwrap() + open;
-        rest[open..close]
-            .split(',')
-            .map(|v| v.trim().trim_matches('\'').to_owned())
-            .collect()
-    }
-
-    /// The quoted values of `CHECK (column = 'a' OR column = 'b' ...)` (V2's form),
-    /// refusing any other term in the chain.
-    fn check_chain(sql: &str, column: &str) -> Vec<String> {
-        let head = format!("CHECK ({column} = ");
-        let start = sql
-            .find(&head)
-            .unwrap_or_else(|| panic!("no CHECK chain for {column}"));
-        let rest = &sql[start + "CHECK (".len()..];
-        let close = rest.find(')').unwrap();
-        rest[..close]
-            .split(" OR ")
-            .map(|term| {
-                let value = term
-                    .strip_prefix(&format!("{column} = '"))
-                    .and_then(|v| v.strip_suffix('\''))
-                    .unwrap_or_else(|| panic!("{column}: unexpected term {term:?}"));
-                value.to_owned()
-            })
-            .collect()
-    }
 
     #[test]
     fn the_check_lists_are_the_domain_lists() {

@@ -23,6 +23,7 @@
 
 pub mod conformance;
 pub mod hostile;
+pub mod migrations;
 pub mod model;
 pub mod names;
 #[cfg(feature = "pg")]
