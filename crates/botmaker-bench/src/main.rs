@@ -304,6 +304,26 @@ pub(crate) fn print_results(results: &[Timed], raw: bool, threads: usize) {
             p / s,
             pi / i
         );
+    } // The same scaling of the bare baseline: what the machine itself allows (on
+    // PostgreSQL, the server's backends share the cores with the client threads).
+    let raw_rate = |name: &str| {
+        results
+            .iter()
+            .find(|t| t.api.name == name)
+            .and_then(|t| t.raw.as_ref())
+            .map(Phase::ops_per_sec)
+    };
+    if let (Some(s), Some(p), Some(i), Some(pi)) = (
+        raw_rate("get_by_id"),
+        raw_rate("parallel_get_by_id"),
+        raw_rate("insert"),
+        raw_rate("parallel_insert"),
+    ) {
+        println!(
+            "{{\"raw_scaling\":{{\"parallel_get_by_id_over_get_by_id\":{:.3},\"parallel_insert_over_insert\":{:.3},\"threads\":{threads}}}}}",
+            p / s,
+            pi / i
+        );
     }
 }
 

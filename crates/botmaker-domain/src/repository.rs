@@ -154,6 +154,16 @@ impl fmt::Debug for Clock {
 
 /// The bot registry. Every method is one atomic operation; implementations are
 /// `Send + Sync` and safe to share between threads.
+///
+/// **The clock.** Every call of [`create`](BotRepository::create),
+/// [`set_status`](BotRepository::set_status) and
+/// [`set_container_id`](BotRepository::set_container_id) reads the store's [`Clock`]
+/// exactly once, before it touches the store, whether it then succeeds or fails; the
+/// other methods never read it. A networked store can then write and check in one
+/// round trip (the server says whether the write was allowed), and two stores given
+/// equal stepping clocks and the same calls stay comparable: the model test relies on
+/// it. A call that fails changes nothing in the store all the same; only the clock has
+/// moved.
 pub trait BotRepository: Send + Sync {
     /// Registers a bot with status `created`, no container, and `created_at` =
     /// `updated_at` = now. Fails with [`RepoError::NameTaken`] or

@@ -34,6 +34,10 @@ struct State {
     idle: Vec<Conn>,
     /// Connections out of the pool plus idle ones plus ones being opened.
     open: usize,
+    /// Checkouts waiting on `freed`: a connection coming back wakes one only if there
+    /// is one (a condvar notification is a system call even with no waiter, and this
+    /// is every operation's path).
+    waiting: usize,
 }
 
 /// Why no connection could be had.
@@ -61,6 +65,7 @@ impl Pool {
             state: Mutex::new(State {
                 idle: Vec::new(),
                 open: 0,
+                waiting: 0,
             }),
             freed: Condvar::new(),
         }
@@ -112,8 +117,9 @@ impl Pool {
                         broken: false,
                     }),
                     Err(e) => {
-                        self.lock().open -= 1;
-                        self.freed.notify_one();
+                        let mut state = self.lock();
+                        state.open -= 1;
+                        self.wake_one(state);
                         Err(Checkout::Connect(e))
                     }
                 };
@@ -122,11 +128,13 @@ impl Pool {
             let Some(left) = self.wait.checked_sub(waited).filter(|d| !d.is_zero()) else {
                 return Err(Checkout::Timeout(waited));
             };
+            state.waiting += 1;
             state = self
                 .freed
                 .wait_timeout(state, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            state.waiting -= 1;
         }
     }
 
@@ -142,6 +150,15 @@ impl Pool {
         // Closing clients outside the lock.
         drop(dropped);
         self.freed.notify_all();
+    }
+
+    /// Wakes one waiting checkout, if any, after `state` changed; releases the lock.
+    fn wake_one(&self, state: MutexGuard<'_, State>) {
+        let waiting = state.waiting > 0;
+        drop(state);
+        if waiting {
+            self.freed.notify_one();
+        }
     }
 
     /// How many connections are open (idle or in use).
@@ -183,11 +200,15 @@ impl Drop for Lease<'_> {
             return;
         };
         if self.broken || conn.client.is_closed() {
-            self.pool.lock().open -= 1;
+            // Closed outside the lock.
+            let mut state = self.pool.lock();
+            state.open -= 1;
+            self.pool.wake_one(state);
             drop(conn);
         } else {
-            self.pool.lock().idle.push(conn);
+            let mut state = self.pool.lock();
+            state.idle.push(conn);
+            self.pool.wake_one(state);
         }
-        self.pool.freed.notify_one();
     }
 }

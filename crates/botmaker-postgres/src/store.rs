@@ -1,7 +1,7 @@
 //! [`PgStore`]: the [`BotRepository`] on a PostgreSQL database shared by several hosts.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use botmaker_domain::{
@@ -108,18 +108,25 @@ const PAGE_BY_STATUS_AFTER: &str = concat!(
     newest_first!(),
     " LIMIT $4"
 );
-/// Whether the id (first column) and the name (second) are taken, in one statement.
-const TAKEN: &str =
-    "SELECT EXISTS (SELECT 1 FROM bots WHERE id = $1), EXISTS (SELECT 1 FROM bots WHERE name = $2)";
+/// Whether a bot has this id; the failure path of `create` asks it after a unique
+/// violation on the name, so that a bot that collides on both keys gets `IdTaken`
+/// whatever order the server checked the two indexes in.
 const ID_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM bots WHERE id = $1)";
+/// The stored status, read only when a status change changed nothing, to name the
+/// error.
+const STATUS_OF: &str = "SELECT status FROM bots WHERE id = $1";
 const INSERT: &str = concat!(
     "INSERT INTO bots (",
     bot_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 );
-/// Compare-and-set: changes the status only if it is still the one checked.
+/// A status change in one statement: only from a status the lifecycle allows (`$4`,
+/// see [`allowed_from`]). Under READ COMMITTED a row another transaction changed
+/// meanwhile is re-checked against this `WHERE` in its new version once that
+/// transaction commits, so no transition is lost and none the lifecycle forbids is
+/// made.
 const UPDATE_STATUS: &str = concat!(
-    "UPDATE bots SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4 RETURNING ",
+    "UPDATE bots SET status = $2, updated_at = $3 WHERE id = $1 AND status = ANY($4) RETURNING ",
     bot_columns!()
 );
 const UPDATE_CONTAINER: &str = concat!(
@@ -128,17 +135,45 @@ const UPDATE_CONTAINER: &str = concat!(
 );
 const DELETE: &str = "DELETE FROM bots WHERE id = $1";
 
+/// For each status `to` (in [`BotStatus::ALL`] order), the statuses the lifecycle
+/// allows a change to `to` from, as stored: derived once from
+/// [`BotStatus::can_transition_to`], so the statement and the domain cannot disagree.
+static ALLOWED_FROM: LazyLock<Vec<(BotStatus, Vec<&'static str>)>> = LazyLock::new(|| {
+    BotStatus::ALL
+        .iter()
+        .map(|&to| {
+            let from = BotStatus::ALL
+                .iter()
+                .filter(|from| from.can_transition_to(to))
+                .map(|from| from.as_str())
+                .collect();
+            (to, from)
+        })
+        .collect()
+});
+
+/// The statuses a bot may be in for a change to `to` (empty when none may).
+fn allowed_from(to: BotStatus) -> &'static [&'static str] {
+    ALLOWED_FROM
+        .iter()
+        .find(|(status, _)| *status == to)
+        .map_or(&[], |(_, from)| from.as_slice())
+}
+
 /// The constraint names of V1 (`migrations/V1__create_bots.sql`).
 const ID_KEY: &str = "bots_pkey";
 const NAME_KEY: &str = "bots_name_key";
 
 /// The bot registry in a PostgreSQL database, shared by every host that opens it.
 ///
-/// A pool of connections (see [`PgOptions`]); every operation is one statement in
-/// its own transaction (autocommit), except a status change, which reads the bot and
-/// then changes it only if its status is still the one read (compare-and-set), so two
-/// hosts changing one bot never lose a change or make a transition the lifecycle
-/// forbids. Cheap to clone (an `Arc` inside), `Send + Sync`.
+/// A pool of connections (see [`PgOptions`]), each with its own prepared statements;
+/// every operation is one statement in its own transaction (autocommit), so a write
+/// that succeeds is one round trip. A status change is one `UPDATE … WHERE status =
+/// ANY(<the statuses the lifecycle allows the change from>)`, so two hosts changing
+/// one bot never lose a change or make a transition the lifecycle forbids; only a
+/// write that changed nothing reads the row afterwards, to name its error
+/// (`NotFound`, `InvalidTransition`, or for a create whose name was taken, whether its
+/// id is taken too). Cheap to clone (an `Arc` inside), `Send + Sync`.
 ///
 /// Opening never migrates: see [`PgStore::open`].
 #[derive(Clone)]
@@ -573,6 +608,14 @@ fn query_bot(
     Ok(row.as_ref().map(decode).transpose()?)
 }
 
+fn id_exists(conn: &mut Conn, id: &str) -> Result<bool, Failure> {
+    let stmt = conn.prepare(ID_EXISTS)?;
+    Ok(conn
+        .client
+        .query_one(&stmt, &[&id])?
+        .try_get::<_, bool>(0)?)
+}
+
 /// A unique violation (SQLSTATE 23505) by the constraint it hit; `None` for any other
 /// error or constraint.
 fn unique_violation(e: &postgres::Error, new: &NewBot) -> Option<RepoError> {
@@ -597,23 +640,10 @@ impl BotRepository for PgStore {
     fn create(&self, new: &NewBot) -> Result<Bot, RepoError> {
         observe::run(op_span!("create", BACKEND, bot_id = new.id), || {
             let id = new.id.to_string();
+            // The clock once per call, before the store is touched (the trait's
+            // contract): one round trip then both writes and checks the keys.
+            let bot = Bot::from_new(new.clone(), self.inner.options.clock.now());
             self.run("create", |conn| {
-                // Both keys first, before the clock is read: a refused create changes
-                // nothing, not even a stepping test clock. Another host can still take
-                // the id or the name in between: the insert's unique violation then says
-                // which, by constraint name.
-                let stmt = conn.prepare(TAKEN)?;
-                let row = conn.client.query_one(&stmt, &[&id, &new.name.as_str()])?;
-                if row.try_get::<_, bool>(0)? {
-                    return Err(RepoError::IdTaken { id: new.id }.into());
-                }
-                if row.try_get::<_, bool>(1)? {
-                    return Err(RepoError::NameTaken {
-                        name: new.name.clone(),
-                    }
-                    .into());
-                }
-                let bot = Bot::from_new(new.clone(), self.inner.options.clock.now());
                 let stmt = conn.prepare(INSERT)?;
                 let inserted = conn.client.execute(
                     &stmt,
@@ -629,9 +659,17 @@ impl BotRepository for PgStore {
                         &bot.updated_at.as_unix_micros(),
                     ],
                 );
-                match inserted {
-                    Ok(_) => Ok(bot),
-                    Err(e) => Err(unique_violation(&e, new).map_or(Failure::Pg(e), Failure::Repo)),
+                let Err(e) = inserted else {
+                    return Ok(bot.clone());
+                };
+                match unique_violation(&e, new) {
+                    // The server checks the keys in its own index order: a bot whose
+                    // name is taken may have a taken id too, and the id comes first.
+                    Some(RepoError::NameTaken { .. }) if id_exists(conn, &id)? => {
+                        Err(RepoError::IdTaken { id: new.id }.into())
+                    }
+                    Some(refused) => Err(refused.into()),
+                    None => Err(Failure::Pg(e)),
                 }
             })
         })
@@ -686,27 +724,31 @@ impl BotRepository for PgStore {
     fn set_status(&self, id: &BotId, to: BotStatus) -> Result<Bot, RepoError> {
         observe::run(op_span!("set_status", BACKEND, bot_id = id), || {
             let key = id.to_string();
+            let allowed = allowed_from(to);
+            let now = self.inner.options.clock.now().as_unix_micros();
             let mut raced = 0u32;
             self.run("set_status", |conn| {
                 loop {
-                    // Read, check the lifecycle here (missing, then the stored status),
-                    // then change the row only if its status is still the one checked: a
-                    // compare-and-set in one statement. If another host changed it in
-                    // between, nothing was written: read again and check again.
-                    let bot = query_bot(conn, GET_BY_ID, &[&key])?.ok_or_else(|| not_found(*id))?;
-                    let from = bot.status;
+                    // One statement changes the row if its status allows it; only when
+                    // it changed nothing does a second one name the error: missing, or
+                    // the stored status.
+                    if !allowed.is_empty()
+                        && let Some(bot) =
+                            query_bot(conn, UPDATE_STATUS, &[&key, &to.as_str(), &now, &allowed])?
+                    {
+                        return Ok(bot);
+                    }
+                    let stmt = conn.prepare(STATUS_OF)?;
+                    let Some(row) = conn.client.query_opt(&stmt, &[&key])? else {
+                        return Err(not_found(*id).into());
+                    };
+                    let from = BotStatus::parse(row.try_get::<_, &str>(0)?)
+                        .map_err(|e| corrupt(format!("bot {id}: {e}")))?;
                     if !from.can_transition_to(to) {
                         return Err(RepoError::InvalidTransition { id: *id, from, to }.into());
                     }
-                    let now = self.inner.options.clock.now().as_unix_micros();
-                    let changed = query_bot(
-                        conn,
-                        UPDATE_STATUS,
-                        &[&key, &to.as_str(), &now, &from.as_str()],
-                    )?;
-                    if let Some(bot) = changed {
-                        return Ok(bot);
-                    }
+                    // Another host moved the bot, between the two statements, to a
+                    // status the change is allowed from: try the change again.
                     raced += 1;
                     if raced > self.inner.options.conflict_retries {
                         return Err(RepoError::Busy {
@@ -728,18 +770,8 @@ impl BotRepository for PgStore {
         observe::run(op_span!("set_container_id", BACKEND, bot_id = id), || {
             let key = id.to_string();
             let container = container.map(ContainerId::as_str);
+            let now = self.inner.options.clock.now().as_unix_micros();
             self.run("set_container_id", |conn| {
-                // Missing first, before the clock is read (a refused call changes
-                // nothing); deleted in between: the UPDATE finds no row.
-                let stmt = conn.prepare(ID_EXISTS)?;
-                if !conn
-                    .client
-                    .query_one(&stmt, &[&key])?
-                    .try_get::<_, bool>(0)?
-                {
-                    return Err(not_found(*id).into());
-                }
-                let now = self.inner.options.clock.now().as_unix_micros();
                 query_bot(conn, UPDATE_CONTAINER, &[&key, &container, &now])?
                     .ok_or_else(|| not_found(*id).into())
             })
@@ -809,10 +841,52 @@ mod tests {
             Some(RepoError::IdTaken { id }) if id == same_id.id
         ));
 
+        // Both taken, by two different bots: the server names the index it checked
+        // first (here the primary key, the older index).
+        store.create(&new_bot_with_id(3, "other")).unwrap();
+        let both = new_bot_with_id(1, "other");
+        let e = insert_error(&mut client, &both);
+        assert_eq!(e.as_db_error().and_then(|d| d.constraint()), Some(ID_KEY));
+
         // Another constraint, or another error: not a repository refusal.
         let e = client
             .execute("INSERT INTO bots (id) VALUES ('x')", &[])
             .unwrap_err();
         assert!(unique_violation(&e, &same_id).is_none());
+    }
+
+    /// A create whose id and name are both taken (by two bots) is `IdTaken` even when
+    /// the server checks the name's index first: rebuilding the primary key's index
+    /// gives it a newer OID, and PostgreSQL checks unique indexes in OID order.
+    #[test]
+    fn both_keys_taken_is_id_taken_whatever_index_the_server_checks_first() {
+        let db = botmaker_testkit::pg::shared().database("both_taken");
+        let url = DatabaseUrl::parse(db.url()).unwrap();
+        crate::migrate(&url).unwrap();
+        let store = PgStore::open(&url, PgOptions::default()).unwrap();
+        let first = store.create(&new_bot_with_id(1, "alpha")).unwrap();
+        let second = store.create(&new_bot_with_id(2, "beta")).unwrap();
+        let mut client = db.client();
+        client
+            .batch_execute("REINDEX INDEX CONCURRENTLY bots_pkey")
+            .unwrap();
+        let both = new_bot_with_id(1, "beta");
+        let e = insert_error(&mut client, &both);
+        assert_eq!(e.as_db_error().and_then(|d| d.constraint()), Some(NAME_KEY));
+
+        assert!(matches!(
+            store.create(&both),
+            Err(RepoError::IdTaken { id }) if id == both.id
+        ));
+        assert!(matches!(
+            store.create(&new_bot_with_id(3, "beta")),
+            Err(RepoError::NameTaken { name }) if name.as_str() == "beta"
+        ));
+        assert!(matches!(
+            store.create(&new_bot_with_id(2, "gamma")),
+            Err(RepoError::IdTaken { id }) if id == second.id
+        ));
+        assert_eq!(store.list(None).unwrap(), vec![second, first]);
+        assert!(store.consistency_check().unwrap().is_empty());
     }
 }

@@ -455,12 +455,14 @@ impl BotRepository for SqliteStore {
     fn create(&self, new: &NewBot) -> Result<Bot, RepoError> {
         observe::run(op_span!("create", BACKEND, bot_id = new.id), || {
             let new = new.clone();
-            let clock = self.clock.clone();
+            // The clock once per call, before the store is touched (the trait's
+            // contract); the writer may run the closure more than once.
+            let now = self.clock.now();
             self.write("create", move |conn| {
                 let mut buf = [0u8; BotId::LEN];
                 let id = new.id.encode(&mut buf);
-                // Both keys in one statement, before the clock is read: a refused create
-                // changes nothing, not even a stepping test clock.
+                // Both keys in one statement, in the transaction of the insert: the id
+                // is named first when both are taken.
                 let (id_taken, name_taken) = conn
                     .prepare_cached(TAKEN)?
                     .query_row([id, new.name.as_str()], |row| {
@@ -475,7 +477,7 @@ impl BotRepository for SqliteStore {
                     }
                     .into());
                 }
-                let bot = Bot::from_new(new.clone(), clock.now());
+                let bot = Bot::from_new(new.clone(), now);
                 let inserted = conn.prepare_cached(INSERT)?.execute(params![
                     id,
                     bot.name.as_str(),
@@ -557,7 +559,7 @@ impl BotRepository for SqliteStore {
     fn set_status(&self, id: &BotId, to: BotStatus) -> Result<Bot, RepoError> {
         observe::run(op_span!("set_status", BACKEND, bot_id = id), || {
             let id = *id;
-            let clock = self.clock.clone();
+            let now = self.clock.now();
             self.write("set_status", move |conn| {
                 let mut buf = [0u8; BotId::LEN];
                 let key = id.encode(&mut buf);
@@ -579,7 +581,6 @@ impl BotRepository for SqliteStore {
                 if !from.can_transition_to(to) {
                     return Err(RepoError::InvalidTransition { id, from, to }.into());
                 }
-                let now = clock.now();
                 let bot = decode_with(row, Some(now))?;
                 drop(rows);
                 drop(stmt);
@@ -604,14 +605,13 @@ impl BotRepository for SqliteStore {
         observe::run(op_span!("set_container_id", BACKEND, bot_id = id), || {
             let id = *id;
             let container = container.cloned();
-            let clock = self.clock.clone();
+            let now = self.clock.now().as_unix_micros();
             self.write("set_container_id", move |conn| {
                 let mut buf = [0u8; BotId::LEN];
                 let key = id.encode(&mut buf);
                 if !conn.prepare_cached(ID_EXISTS)?.exists([key])? {
                     return Err(not_found(id).into());
                 }
-                let now = clock.now().as_unix_micros();
                 let bot = first(
                     &mut conn.prepare_cached(UPDATE_CONTAINER)?,
                     params![key, container.as_ref().map(ContainerId::as_str), now],

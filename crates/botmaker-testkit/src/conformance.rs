@@ -26,7 +26,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use botmaker_domain::{
     AiProvider, Bot, BotId, BotRepository, BotStatus, ChannelType, Clock, NewBot, PageCursor,
@@ -118,6 +118,7 @@ where
     set_container_id_sets_and_clears(&make);
     delete_removes_and_frees_the_name(&make);
     failed_calls_change_nothing(&make);
+    the_clock_is_read_once_per_write_call(&make);
 }
 
 /// One `#[test]` per check of this module, named after it, each calling the check
@@ -149,6 +150,7 @@ macro_rules! conformance_tests {
             set_container_id_sets_and_clears,
             delete_removes_and_frees_the_name,
             failed_calls_change_nothing,
+            the_clock_is_read_once_per_write_call,
         );
     };
     (@each $make:expr; $($check:ident,)+) => {$(
@@ -264,8 +266,8 @@ where
     assert_eq!(repo.list(None).unwrap(), vec![first]);
 }
 
-/// Creating a bot under a taken id is `IdTaken` (checked before the name), and stores
-/// nothing.
+/// Creating a bot under a taken id is `IdTaken` (checked before the name, also when
+/// another bot holds the name), and stores nothing.
 pub fn a_taken_id_is_refused<S>(make: impl Fn(Clock) -> S)
 where
     S: Deref<Target: BotRepository>,
@@ -277,13 +279,27 @@ where
         Err(RepoError::IdTaken { id: taken }) => assert_eq!(taken, id(1)),
         other => panic!("expected IdTaken, got {other:?}"),
     }
-    // Both taken: the id is checked first.
+    // Both taken by the same bot: the id is checked first.
     assert!(matches!(
         repo.create(&new_bot_with_id(1, "alpha")),
         Err(RepoError::IdTaken { .. })
     ));
     assert_not_found(repo.get_by_name(&"beta".parse().unwrap()), "beta");
-    assert_eq!(repo.list(None).unwrap(), vec![first]);
+    assert_eq!(repo.list(None).unwrap(), vec![first.clone()]);
+    // Both taken by two different bots: still the id, whatever order a server checks
+    // its unique indexes in.
+    let second = repo.create(&new_bot_with_id(2, "gamma")).unwrap();
+    match repo.create(&new_bot_with_id(1, "gamma")) {
+        Err(RepoError::IdTaken { id: taken }) => assert_eq!(taken, id(1)),
+        other => panic!("expected IdTaken, got {other:?}"),
+    }
+    match repo.create(&new_bot_with_id(2, "alpha")) {
+        Err(RepoError::IdTaken { id: taken }) => assert_eq!(taken, id(2)),
+        other => panic!("expected IdTaken, got {other:?}"),
+    }
+    assert_eq!(repo.list(None).unwrap().len(), 2);
+    assert_eq!(repo.get(&id(1)).unwrap(), first);
+    assert_eq!(repo.get(&id(2)).unwrap(), second);
 }
 
 /// Eight bots, some created at the same instant; returns them in the expected listing
@@ -601,4 +617,51 @@ where
     assert!(repo.set_container_id(&id(100), None).is_err());
     assert!(repo.delete(&id(100)).is_err());
     assert_eq!(repo.list(None).unwrap(), before);
+}
+
+/// The clock contract of [`BotRepository`]: every `create`, `set_status` and
+/// `set_container_id` call reads the clock exactly once, whether it succeeds or fails;
+/// reads, listings and deletes never read it.
+pub fn the_clock_is_read_once_per_write_call<S>(make: impl Fn(Clock) -> S)
+where
+    S: Deref<Target: BotRepository>,
+{
+    let readings = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&readings);
+    let f = make(Clock::from_fn(move || {
+        let k = counter.fetch_add(1, Ordering::SeqCst);
+        ts(T0 + i64::try_from(k).unwrap())
+    }));
+    let repo = &*f;
+    let read = || readings.load(Ordering::SeqCst);
+    let mut expected = 0;
+    let mut step = |what: &str, writes: usize| {
+        expected += writes;
+        assert_eq!(read(), expected, "clock readings after {what}");
+    };
+    let bot = repo.create(&new_bot_with_id(1, "alpha")).unwrap();
+    assert_eq!(bot.created_at, ts(T0));
+    step("a create", 1);
+    repo.create(&new_bot_with_id(1, "beta")).unwrap_err();
+    repo.create(&new_bot_with_id(2, "alpha")).unwrap_err();
+    step("two refused creates", 2);
+    let started = repo.set_status(&id(1), BotStatus::Starting).unwrap();
+    assert_eq!(started.updated_at, ts(T0 + 3));
+    step("a status change", 1);
+    repo.set_status(&id(1), BotStatus::Stopped).unwrap_err();
+    repo.set_status(&id(9), BotStatus::Failed).unwrap_err();
+    step("two refused status changes", 2);
+    let container = "c1".parse().unwrap();
+    let set = repo.set_container_id(&id(1), Some(&container)).unwrap();
+    assert_eq!(set.updated_at, ts(T0 + 6));
+    repo.set_container_id(&id(9), None).unwrap_err();
+    step("a container change and a refused one", 2);
+    repo.get(&id(1)).unwrap();
+    repo.get(&id(9)).unwrap_err();
+    repo.get_by_name(&"alpha".parse().unwrap()).unwrap();
+    repo.list(None).unwrap();
+    repo.list_page(Some(BotStatus::Starting), None, 1).unwrap();
+    repo.delete(&id(9)).unwrap_err();
+    repo.delete(&id(1)).unwrap();
+    step("reads, listings and deletes", 0);
 }

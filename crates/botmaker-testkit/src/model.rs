@@ -76,8 +76,12 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// A clock that returns `T0 + times[k]` on its k-th reading (then keeps counting),
-/// where `steps` of 0 make ties. Each store gets its own, from the same steps: stores
-/// read the clock once per successful write, so equal runs see equal times.
+/// where `steps` of 0 make ties. Each store gets its own, from the same steps: every
+/// store reads its clock exactly once per `create`, `set_status` and
+/// `set_container_id` call, before it touches its data, whether the call succeeds or
+/// fails (the contract of `BotRepository`), so equal runs see equal times. A store
+/// that read it only on success, or twice on a retry, drifts from the model and the
+/// test shows the first timestamp that differs.
 fn scripted_clock(steps: &[i64]) -> Clock {
     let times: Arc<Vec<i64>> = Arc::new(
         steps

@@ -13,8 +13,10 @@ use crate::{Bot, BotId, BotName, BotRef, BotStatus, ContainerId, NewBot};
 /// observable behaviour as the SQLite store (both pass one conformance suite and a
 /// model-based test compares them):
 ///
-/// - the clock is read exactly once by each write that succeeds, and never by a write
-///   that fails, so two stores given equal stepping clocks stay comparable;
+/// - the clock is read exactly once by each `create`, `set_status` and
+///   `set_container_id` call, before the registry is looked at, whether the call then
+///   succeeds or fails (the trait's contract), so two stores given equal stepping
+///   clocks stay comparable;
 /// - `create` checks the id before the name: a bot that collides on both gets
 ///   [`RepoError::IdTaken`];
 /// - a failed call changes nothing.
@@ -101,6 +103,7 @@ impl State {
 impl BotRepository for MemoryRepository {
     fn create(&self, new: &NewBot) -> Result<Bot, RepoError> {
         crate::observe::run(crate::op_span!("create", BACKEND, bot_id = new.id), || {
+            let now = self.clock.now();
             let mut state = self.state();
             if state.by_id.contains_key(&new.id) {
                 return Err(RepoError::IdTaken { id: new.id });
@@ -110,7 +113,7 @@ impl BotRepository for MemoryRepository {
                     name: new.name.clone(),
                 });
             }
-            let bot = Bot::from_new(new.clone(), self.clock.now());
+            let bot = Bot::from_new(new.clone(), now);
             state.by_name.insert(bot.name.clone(), bot.id);
             state.by_id.insert(bot.id, bot.clone());
             Ok(bot)
@@ -168,6 +171,7 @@ impl BotRepository for MemoryRepository {
 
     fn set_status(&self, id: &BotId, to: BotStatus) -> Result<Bot, RepoError> {
         crate::observe::run(crate::op_span!("set_status", BACKEND, bot_id = id), || {
+            let now = self.clock.now();
             let mut state = self.state();
             let bot = state.by_id.get_mut(id).ok_or_else(|| not_found(id))?;
             if !bot.status.can_transition_to(to) {
@@ -178,7 +182,7 @@ impl BotRepository for MemoryRepository {
                 });
             }
             bot.status = to;
-            bot.updated_at = self.clock.now();
+            bot.updated_at = now;
             Ok(bot.clone())
         })
     }
@@ -191,10 +195,11 @@ impl BotRepository for MemoryRepository {
         crate::observe::run(
             crate::op_span!("set_container_id", BACKEND, bot_id = id),
             || {
+                let now = self.clock.now();
                 let mut state = self.state();
                 let bot = state.by_id.get_mut(id).ok_or_else(|| not_found(id))?;
                 bot.container_id = container.cloned();
-                bot.updated_at = self.clock.now();
+                bot.updated_at = now;
                 Ok(bot.clone())
             },
         )

@@ -234,3 +234,81 @@ fn serialization_failures_are_retried_under_serializable_isolation() {
         "no serialization failure happened: the test proves nothing"
     );
 }
+
+/// A status change that meets a row another transaction is changing waits for it, then
+/// is checked against the row that transaction committed (READ COMMITTED evaluates the
+/// `UPDATE`'s `WHERE status = ANY(…)` again on the new version): the lifecycle holds
+/// against what is stored, and no change is lost.
+#[test]
+fn a_status_change_waiting_on_a_locked_row_is_checked_against_what_commits() {
+    use BotStatus::{Failed, Running, Starting, Stopped, Stopping};
+    let (db, url) = migrated_db("recheck");
+    let store = PgStore::open(&url, PgOptions::default()).unwrap();
+    let mut other = db.client();
+    let mut watcher = db.client();
+    // The bot's path, what the other transaction commits, the change asked for, and
+    // what it must give.
+    let cases = [
+        // stopping -> stopped is allowed, but the row became failed meanwhile, and
+        // failed -> stopped is not.
+        (
+            &[Starting, Running, Stopping][..],
+            Failed,
+            Stopped,
+            Err(Failed),
+        ),
+        // running -> failed is allowed, and so is stopping -> failed: it applies on
+        // top of the other change, which is not lost.
+        (&[Starting, Running][..], Stopping, Failed, Ok(Failed)),
+    ];
+    for (n, (path, committed, to, expected)) in cases.into_iter().enumerate() {
+        let bot = store.create(&new_bot(&format!("recheck-{n}"))).unwrap();
+        for &step in path {
+            store.set_status(&bot.id, step).unwrap();
+        }
+        let key = bot.id.to_string();
+        let mut tx = other.transaction().unwrap();
+        tx.execute(
+            "UPDATE bots SET status = $1 WHERE id = $2",
+            &[&committed.as_str(), &key],
+        )
+        .unwrap();
+        let change = {
+            let store = store.clone();
+            std::thread::spawn(move || store.set_status(&bot.id, to))
+        };
+        // The change waits on the row lock the other transaction holds.
+        let start = std::time::Instant::now();
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            if waiting == 1 {
+                break;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "case {n}: the status change never waited on the locked row"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        tx.commit().unwrap();
+        let result = change.join().unwrap();
+        match (expected, result) {
+            (Ok(status), Ok(changed)) => {
+                assert_eq!(changed.status, status, "case {n}");
+                assert_eq!(store.get(&bot.id).unwrap(), changed, "case {n}");
+            }
+            (Err(from), Err(RepoError::InvalidTransition { id, from: f, to: t })) => {
+                assert_eq!((id, f, t), (bot.id, from, to), "case {n}");
+                assert_eq!(store.get(&bot.id).unwrap().status, committed, "case {n}");
+            }
+            (expected, result) => panic!("case {n}: expected {expected:?}, got {result:?}"),
+        }
+    }
+}
