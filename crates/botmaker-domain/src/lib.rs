@@ -67,6 +67,7 @@ mod enums;
 mod error;
 mod id;
 mod names;
+mod root_id;
 pub mod observe;
 pub mod repository;
 #[cfg(feature = "serde")]
@@ -79,6 +80,7 @@ pub use enums::{AiProvider, BotStatus, ChannelType};
 pub use error::DomainError;
 pub use id::BotId;
 pub use names::{BotName, ContainerId, ModelName, SecretName};
+pub use root_id::SecretsRootId;
 pub use repository::{BotRepository, Clock, MemoryRepository, PageCursor, RepoError};
 pub use time::Timestamp;
 
