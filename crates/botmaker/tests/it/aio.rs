@@ -575,6 +575,13 @@ impl BotRepository for Panicky {
     ) -> Result<botmaker::domain::Bot, RepoError> {
         self.0.set_container_id(id, container)
     }
+    fn adopt_secrets_root(
+        &self,
+        id: &BotId,
+        root: &botmaker::domain::SecretsRootId,
+    ) -> Result<botmaker::domain::Bot, RepoError> {
+        self.0.adopt_secrets_root(id, root)
+    }
     fn delete(&self, id: &BotId) -> Result<(), RepoError> {
         self.0.delete(id)
     }

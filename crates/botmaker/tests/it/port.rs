@@ -160,6 +160,13 @@ impl BotRepository for Flaky {
     ) -> Result<Bot, RepoError> {
         self.inner.set_container_id(id, container)
     }
+    fn adopt_secrets_root(
+        &self,
+        id: &BotId,
+        root: &botmaker::domain::SecretsRootId,
+    ) -> Result<Bot, RepoError> {
+        self.inner.adopt_secrets_root(id, root)
+    }
     fn delete(&self, id: &BotId) -> Result<(), RepoError> {
         self.busy("delete")?;
         self.inner.delete(id)
