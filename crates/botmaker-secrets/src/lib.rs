@@ -94,6 +94,7 @@ mod fsutil;
 mod lock;
 pub mod platform;
 mod root;
+mod root_id;
 mod secret_file;
 mod store;
 mod value;
