@@ -815,6 +815,7 @@ mod tests {
                     &"created",
                     &1i64,
                     &1i64,
+                    &None::<&str>,
                 ],
             )
             .unwrap_err()
