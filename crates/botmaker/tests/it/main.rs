@@ -70,12 +70,13 @@ impl Install {
     }
 
     /// Entries directly in the secrets root (bot directories, `.quarantine`), but
-    /// the advisory lock file `.lock` that create and delete make on first use.
+    /// the advisory lock file `.lock` that create and delete make on first use and
+    /// the root's id file `.root-id` that its first open makes.
     pub(crate) fn root_entries(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.config.secrets_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|name| name != ".lock")
+            .filter(|name| name != ".lock" && name != ".root-id")
             .collect();
         v.sort();
         v
