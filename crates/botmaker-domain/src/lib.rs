@@ -67,9 +67,9 @@ mod enums;
 mod error;
 mod id;
 mod names;
-mod root_id;
 pub mod observe;
 pub mod repository;
+mod root_id;
 #[cfg(feature = "serde")]
 mod serde_impls;
 mod time;
@@ -80,8 +80,8 @@ pub use enums::{AiProvider, BotStatus, ChannelType};
 pub use error::DomainError;
 pub use id::BotId;
 pub use names::{BotName, ContainerId, ModelName, SecretName};
-pub use root_id::SecretsRootId;
 pub use repository::{BotRepository, Clock, MemoryRepository, PageCursor, RepoError};
+pub use root_id::SecretsRootId;
 pub use time::Timestamp;
 
 /// Renders a rejected input for an error message: escaped (control characters become

@@ -116,7 +116,10 @@ mod tests {
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ");
-            assert!(flat.contains("ADD COLUMN secrets_root TEXT"), "{backend}: {flat}");
+            assert!(
+                flat.contains("ADD COLUMN secrets_root TEXT"),
+                "{backend}: {flat}"
+            );
             assert!(flat.contains(" NULL"), "{backend}: {flat}");
             assert!(flat.contains(check), "{backend}: {flat}");
         }

@@ -14,8 +14,8 @@ use nix::unistd::fsync;
 use crate::bot_dir::{self, QUARANTINE_DIR, TRASH_PREFIX, canonical_bot_id, is_stale_trash};
 use crate::fsutil::{Kind, Meta, list_names};
 use crate::lock::LOCK_FILE;
-use crate::root_id::ROOT_ID_FILE;
 use crate::root::{DIR_MODE, Root};
+use crate::root_id::ROOT_ID_FILE;
 use crate::secret_file::{self, FILE_MODE, FilePolicy};
 use crate::{Result, SecretsError};
 

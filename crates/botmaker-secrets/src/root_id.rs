@@ -219,7 +219,13 @@ fn publish(root: &Root, tmp: &OsStr) -> nix::Result<()> {
         Err(Errno::EINVAL | Errno::ENOSYS) => {}
         other => return other,
     }
-    nix::unistd::linkat(root.fd(), tmp, root.fd(), dest, nix::fcntl::AtFlags::empty())
+    nix::unistd::linkat(
+        root.fd(),
+        tmp,
+        root.fd(),
+        dest,
+        nix::fcntl::AtFlags::empty(),
+    )
 }
 
 #[cfg(test)]

@@ -115,8 +115,7 @@ const UPDATE_CONTAINER: &str = concat!(
 );
 /// Records a secrets root for a bot that has none; the bot is then read with
 /// `GET_BY_ID` in the same transaction.
-const ADOPT_ROOT: &str =
-    "UPDATE bots SET secrets_root = ?2 WHERE id = ?1 AND secrets_root IS NULL";
+const ADOPT_ROOT: &str = "UPDATE bots SET secrets_root = ?2 WHERE id = ?1 AND secrets_root IS NULL";
 const DELETE: &str = "DELETE FROM bots WHERE id = ?1";
 const QUICK_CHECK: &str = "PRAGMA quick_check";
 const INTEGRITY_CHECK: &str = "PRAGMA integrity_check";

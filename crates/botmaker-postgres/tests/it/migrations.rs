@@ -407,7 +407,9 @@ fn a_v2_registry_holding_bots_migrates_to_v3_and_its_bots_can_be_adopted() {
     assert_eq!(before.len(), 6 * 6 * 6);
 
     match PgStore::open(&url, PgOptions::default()).unwrap_err() {
-        PgError::MigrationsPending { db, code, pending, .. } => {
+        PgError::MigrationsPending {
+            db, code, pending, ..
+        } => {
             assert_eq!((db, code), (2, 3));
             assert_eq!(pending.len(), 1);
         }

@@ -603,7 +603,11 @@ fn check_no_proc(umask: &str, layout: &str) {
         if layout == "existing root" {
             // The existing root opened (its id file made 0600 with fchmod, whatever
             // the umask); only the bot directory could not be made usable.
-            assert_eq!(left, [".root-id"], "a refused {layout} left {left:?} behind");
+            assert_eq!(
+                left,
+                [".root-id"],
+                "a refused {layout} left {left:?} behind"
+            );
             assert_eq!(mode(&root.join(".root-id")), 0o600);
         } else {
             assert!(left.is_empty(), "a refused {layout} left {left:?} behind");

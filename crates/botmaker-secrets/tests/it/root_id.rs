@@ -16,7 +16,9 @@ const ROOT_ENV: &str = "BOTMAKER_SECRETS_TEST_ID_ROOT";
 
 fn stored_id(root: &Path) -> SecretsRootId {
     let text = std::fs::read_to_string(root.join(ID_FILE)).unwrap();
-    let line = text.strip_suffix('\n').expect("the id file ends with a newline");
+    let line = text
+        .strip_suffix('\n')
+        .expect("the id file ends with a newline");
     SecretsRootId::parse(line).unwrap()
 }
 
@@ -181,11 +183,7 @@ fn a_hard_linked_id_file_is_refused_and_the_audit_reports_its_mode() {
     // with fchmod, and the id stays.
     let store = SecretsStore::open(&root).unwrap();
     let id = store.root_id();
-    std::fs::set_permissions(
-        &file,
-        std::os::unix::fs::PermissionsExt::from_mode(0o640),
-    )
-    .unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
     let audit = store.audit().unwrap();
     assert_eq!(audit.findings.len(), 1, "{audit}");
     assert_eq!(audit.findings[0].path, ID_FILE);

@@ -879,7 +879,10 @@ fn a_v2_database_holding_bots_migrates_to_v3_and_its_bots_can_be_adopted() {
     let bot = &listed[0];
     let adopted = store.adopt_secrets_root(&bot.id, &here).unwrap();
     assert_eq!(adopted.secrets_root, Some(here));
-    assert_eq!(adopted.updated_at, bot.updated_at, "adopting is not a change");
+    assert_eq!(
+        adopted.updated_at, bot.updated_at,
+        "adopting is not a change"
+    );
     assert_eq!(
         adopted,
         botmaker_domain::Bot {

@@ -10,6 +10,7 @@ mod consistency;
 mod doctor;
 mod events;
 mod owner;
+mod placement;
 mod port;
 mod power_cut;
 mod redaction;
