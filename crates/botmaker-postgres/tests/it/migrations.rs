@@ -351,45 +351,9 @@ fn urls_of_other_schemes_are_refused_by_name() {
 #[test]
 fn a_v2_registry_holding_bots_migrates_to_v3_and_its_bots_can_be_adopted() {
     use botmaker_domain::{Bot, BotRepository as _, SecretsRootId};
-    use refinery::{Migration, Runner};
 
-    const V1_SQL: &str = include_str!("../../migrations/V1__create_bots.sql");
-    const V2_SQL: &str = include_str!("../../migrations/V2__bots_checks_without_in_lists.sql");
-    let (db, url) = empty_db("v2to3");
+    let (db, url) = v2_registry_with_bots();
     let mut client = db.client();
-    Runner::new(&[
-        Migration::unapplied("V1__create_bots", V1_SQL).unwrap(),
-        Migration::unapplied("V2__bots_checks_without_in_lists", V2_SQL).unwrap(),
-    ])
-    .run(&mut client)
-    .unwrap();
-    let mut k = 0i64;
-    for provider in AiProvider::ALL {
-        for channel in ChannelType::ALL {
-            for status in BotStatus::ALL {
-                k += 1;
-                let container = (k % 2 == 0).then(|| format!("container-{k}"));
-                client
-                    .execute(
-                        "INSERT INTO bots (id, name, ai_provider, model, channel_type, \
-                         container_id, status, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                        &[
-                            &format!("00000000-0000-4000-8000-{k:012}"),
-                            &format!("bot-{k}"),
-                            &provider.as_str(),
-                            &format!("model-{}", k % 5),
-                            &channel.as_str(),
-                            &container,
-                            &status.as_str(),
-                            &(k * 1_000_003),
-                            &(k * 1_000_003 + k),
-                        ],
-                    )
-                    .unwrap();
-            }
-        }
-    }
     let rows = |client: &mut postgres::Client| -> Vec<String> {
         client
             .query(
@@ -455,4 +419,50 @@ fn a_v2_registry_holding_bots_migrates_to_v3_and_its_bots_can_be_adopted() {
     assert_eq!(store.adopt_secrets_root(&bot.id, &there).unwrap(), adopted);
     assert_eq!(store.get(&bot.id).unwrap(), adopted);
     assert_eq!(rows(&mut client), before);
+}
+
+/// A registry as the release before V3 left it: V1 and V2 applied by refinery from the
+/// shipped files, and a bot with every provider, channel and status.
+fn v2_registry_with_bots() -> (TestDatabase, DatabaseUrl) {
+    use refinery::{Migration, Runner};
+
+    const V1_SQL: &str = include_str!("../../migrations/V1__create_bots.sql");
+    const V2_SQL: &str = include_str!("../../migrations/V2__bots_checks_without_in_lists.sql");
+    let (db, url) = empty_db("v2to3");
+    let mut client = db.client();
+    Runner::new(&[
+        Migration::unapplied("V1__create_bots", V1_SQL).unwrap(),
+        Migration::unapplied("V2__bots_checks_without_in_lists", V2_SQL).unwrap(),
+    ])
+    .run(&mut client)
+    .unwrap();
+    let mut k = 0i64;
+    for provider in AiProvider::ALL {
+        for channel in ChannelType::ALL {
+            for status in BotStatus::ALL {
+                k += 1;
+                let container = (k % 2 == 0).then(|| format!("container-{k}"));
+                client
+                    .execute(
+                        "INSERT INTO bots (id, name, ai_provider, model, channel_type, \
+                         container_id, status, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        &[
+                            &format!("00000000-0000-4000-8000-{k:012}"),
+                            &format!("bot-{k}"),
+                            &provider.as_str(),
+                            &format!("model-{}", k % 5),
+                            &channel.as_str(),
+                            &container,
+                            &status.as_str(),
+                            &(k * 1_000_003),
+                            &(k * 1_000_003 + k),
+                        ],
+                    )
+                    .unwrap();
+            }
+        }
+    }
+    drop(client);
+    (db, url)
 }
