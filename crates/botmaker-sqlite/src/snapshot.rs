@@ -32,6 +32,11 @@ const BUSY_WAIT: Duration = Duration::from_secs(5);
 pub fn switch_to_wal(path: &Path) -> Result<(), StoreError> {
     let conn = connection::open(path, Role::Migrate, connection::CHECK_BUSY_TIMEOUT)?;
     connection::configure(&conn, path, Role::Migrate)?;
+    close_and_sync(conn, path)
+}
+
+/// Closes the connection to a copy, then `fsync`s the file.
+fn close_and_sync(conn: Connection, path: &Path) -> Result<(), StoreError> {
     conn.close()
         .map_err(|(_, e)| sqlite_err(path, "closing the copy", e))?;
     File::open(path)
@@ -69,15 +74,7 @@ pub fn forget_secrets_roots(path: &Path) -> Result<usize, StoreError> {
     } else {
         0
     };
-    conn.close()
-        .map_err(|(_, e)| sqlite_err(path, "closing the copy", e))?;
-    File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|source| StoreError::Io {
-            operation: "syncing",
-            path: path.to_owned(),
-            source,
-        })?;
+    close_and_sync(conn, path)?;
     Ok(forgotten)
 }
 

@@ -32,22 +32,7 @@ fn root_id(dir: &std::path::Path) -> String {
 }
 
 fn two_hosts(env: &Env) {
-    env.run(&["migrate"]).ok();
-    let id = env
-        .run(&[
-            "bot",
-            "create",
-            "alpha",
-            "--provider",
-            "openai",
-            "--model",
-            "gpt-4o",
-            "--channel",
-            "slack",
-        ])
-        .ok()
-        .trim()
-        .to_owned();
+    let id = env.with_bot("alpha");
     for (name, value) in [
         ("ai_api_key", "sk-from-a"),
         ("channel_token", "t"),

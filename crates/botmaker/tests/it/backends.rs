@@ -9,22 +9,6 @@ use botmaker::{Botmaker, Error, FindingKind, MigrationStatus, SchemaReport};
 
 use crate::{DB_PASSWORD, Install, new_bot, required};
 
-/// `mod $name { sqlite, postgres }`, each running `$body(&Install)`.
-macro_rules! on_both {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$body(&crate::Install::new());
-            }
-            #[test]
-            fn postgres() {
-                super::$body(&crate::Install::postgres());
-            }
-        }
-    };
-}
-
 on_both!(a_bots_life, a_bots_life);
 on_both!(the_doctor, the_doctor);
 on_both!(refusals, refusals);

@@ -2,6 +2,22 @@
 //! crashes, and the doctor's findings.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+/// `mod $name { sqlite, postgres }`, each running `$body(&Install)`.
+macro_rules! on_both {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$body(&crate::Install::new());
+            }
+            #[test]
+            fn postgres() {
+                super::$body(&crate::Install::postgres());
+            }
+        }
+    };
+}
+
 #[cfg(feature = "tokio")]
 mod aio;
 mod backends;

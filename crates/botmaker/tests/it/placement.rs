@@ -9,21 +9,6 @@ use botmaker::{Botmaker, Config, Error, FindingKind};
 
 use crate::{Install, new_bot, required};
 
-macro_rules! on_both {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$body(&crate::Install::new());
-            }
-            #[test]
-            fn postgres() {
-                super::$body(&crate::Install::postgres());
-            }
-        }
-    };
-}
-
 on_both!(two_roots_share_one_registry, two_roots_share_one_registry);
 on_both!(
     a_stale_copy_is_reported_and_kept,
