@@ -121,6 +121,8 @@ fn secret(bm: &Botmaker, cmd: SecretCommand, out: &mut impl Write) -> Result<Out
             let reference: BotRef = bot.parse()?;
             let name = SecretName::parse(&name)?;
             let bot = bm.resolve(&reference)?;
+            // Another host's bot: refused before a value is read.
+            bm.held_here(&bot)?;
             let value = read_secret_from_stdin(bm.secrets().max_secret_size())?;
             let trimmed = trim_trailing_newline(value.expose());
             if trimmed.is_empty() {
