@@ -248,6 +248,7 @@ struct RawBot {
     status: String,
     created_at: i64,
     updated_at: i64,
+    secrets_root: Option<String>,
 }
 
 fn decode(r: &postgres::Row) -> Result<RawBot> {
@@ -261,12 +262,14 @@ fn decode(r: &postgres::Row) -> Result<RawBot> {
         status: r.try_get(6)?,
         created_at: r.try_get(7)?,
         updated_at: r.try_get(8)?,
+        secrets_root: r.try_get(9)?,
     })
 }
 
 macro_rules! cols {
     () => {
-        "id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at"
+        "id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at, \
+         secrets_root"
     };
 }
 
@@ -274,7 +277,7 @@ macro_rules! cols {
 const INSERT: &str = concat!(
     "INSERT INTO bots (",
     cols!(),
-    ") VALUES ($1, $2, $3, $4, $5, NULL, 'created', $6, $6)"
+    ") VALUES ($1, $2, $3, $4, $5, NULL, 'created', $6, $6, NULL)"
 );
 const GET_BY_ID: &str = concat!("SELECT ", cols!(), " FROM bots WHERE id = $1");
 const GET_BY_NAME: &str = concat!("SELECT ", cols!(), " FROM bots WHERE name = $1");

@@ -35,11 +35,13 @@ struct RawBot {
     status: String,
     created_at: i64,
     updated_at: i64,
+    secrets_root: Option<String>,
 }
 
 macro_rules! cols {
     () => {
-        "id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at"
+        "id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at, \
+         secrets_root"
     };
 }
 
@@ -48,7 +50,7 @@ macro_rules! cols {
 const INSERT: &str = concat!(
     "INSERT INTO bots (",
     cols!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, NULL, 'created', ?6, ?6)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, NULL, 'created', ?6, ?6, NULL)"
 );
 const GET_BY_ID: &str = concat!("SELECT ", cols!(), " FROM bots WHERE id = ?1");
 const GET_BY_NAME: &str = concat!("SELECT ", cols!(), " FROM bots WHERE name = ?1");
@@ -80,6 +82,7 @@ fn decode(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawBot> {
         status: r.get(6)?,
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
+        secrets_root: r.get(9)?,
     })
 }
 

@@ -40,7 +40,13 @@ pub(crate) fn run(config: &Config, command: Command, out: &mut impl Write) -> Re
                     .iter()
                     .map(|f| json!({"kind": f.kind.as_str(), "subject": f.subject, "detail": f.detail, "fixed": f.fixed}))
                     .collect();
-                let doc = json!({"healthy": report.is_healthy(), "bots_checked": report.bots_checked, "findings": findings});
+                let doc = json!({
+                    "healthy": report.is_healthy(),
+                    "bots_checked": report.bots_checked,
+                    "held_elsewhere": report.held_elsewhere,
+                    "secrets_root": report.secrets_root.map(|r| r.to_string()),
+                    "findings": findings,
+                });
                 writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
             } else {
                 write!(out, "{report}")?;
@@ -115,6 +121,8 @@ fn secret(bm: &Botmaker, cmd: SecretCommand, out: &mut impl Write) -> Result<Out
             let reference: BotRef = bot.parse()?;
             let name = SecretName::parse(&name)?;
             let bot = bm.resolve(&reference)?;
+            // Another host's bot: refused before a value is read.
+            bm.held_here(&bot)?;
             let value = read_secret_from_stdin(bm.secrets().max_secret_size())?;
             let trimmed = trim_trailing_newline(value.expose());
             if trimmed.is_empty() {
@@ -260,15 +268,24 @@ fn print_table(bots: &[Bot], out: &mut impl Write) -> Result<()> {
 
 fn print_bot(bm: &Botmaker, b: &Bot, out: &mut impl Write) -> Result<()> {
     let container = b.container_id.as_ref().map_or("-", |c| c.as_str());
-    let missing = bm.missing_secrets(b)?;
-    let missing = if missing.is_empty() {
-        "none".to_owned()
-    } else {
-        missing
+    let here = bm.secrets_root();
+    let root = match b.secrets_root {
+        Some(r) if r == here => format!("{r} (this host's)"),
+        Some(r) => format!("{r} (another host's; this host's is {here})"),
+        None => format!("- (not recorded yet; treated as this host's, {here})"),
+    };
+    let missing = match bm.missing_secrets(b) {
+        Ok(missing) if missing.is_empty() => "none".to_owned(),
+        Ok(missing) => missing
             .iter()
             .map(SecretName::as_str)
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        // Not knowable here: they are on the host whose secrets root holds them.
+        Err(botmaker::Error::SecretsElsewhere { held_by, .. }) => {
+            format!("unknown here (held by secrets root {held_by})")
+        }
+        Err(e) => return Err(e.into()),
     };
     writeln!(out, "id:           {}", b.id)?;
     writeln!(out, "name:         {}", b.name)?;
@@ -279,6 +296,7 @@ fn print_bot(bm: &Botmaker, b: &Bot, out: &mut impl Write) -> Result<()> {
     writeln!(out, "status:       {}", b.status)?;
     writeln!(out, "created_at:   {}", b.created_at)?;
     writeln!(out, "updated_at:   {}", b.updated_at)?;
+    writeln!(out, "secrets_root: {root}")?;
     writeln!(out, "missing secrets: {missing}")?;
     Ok(())
 }

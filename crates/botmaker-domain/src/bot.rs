@@ -1,6 +1,6 @@
 use crate::{
     AiProvider, BotId, BotName, BotStatus, ChannelType, ContainerId, ModelName, SecretName,
-    Timestamp,
+    SecretsRootId, Timestamp,
 };
 
 /// What it takes to register a bot. Every field is already validated by its type.
@@ -17,6 +17,10 @@ pub struct NewBot {
     pub model: ModelName,
     /// Chat channel.
     pub channel_type: ChannelType,
+    /// The secrets root that will hold its secrets ([`NewBot::new`] leaves it `None`;
+    /// the facade records its own root with [`NewBot::with_secrets_root`]).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub secrets_root: Option<SecretsRootId>,
 }
 
 impl NewBot {
@@ -44,6 +48,16 @@ impl NewBot {
             ai_provider,
             model,
             channel_type,
+            secrets_root: None,
+        }
+    }
+
+    /// This bot, placed in the secrets root `root`.
+    #[must_use]
+    pub fn with_secrets_root(self, root: SecretsRootId) -> Self {
+        Self {
+            secrets_root: Some(root),
+            ..self
         }
     }
 
@@ -77,10 +91,16 @@ pub struct Bot {
     pub created_at: Timestamp,
     /// When it last changed (UTC).
     pub updated_at: Timestamp,
+    /// The secrets root that holds its secrets. `None` for a bot registered before
+    /// schema V3 recorded placements ("legacy"), which every host treats as its own
+    /// until a `migrate` or a doctor run adopts it into the root holding its directory.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub secrets_root: Option<SecretsRootId>,
 }
 
 impl Bot {
-    /// The bot a store records for `new` at time `now`: status `created`, no container.
+    /// The bot a store records for `new` at time `now`: status `created`, no container,
+    /// the secrets root of `new`.
     pub fn from_new(new: NewBot, now: Timestamp) -> Self {
         Self {
             id: new.id,
@@ -92,6 +112,7 @@ impl Bot {
             status: BotStatus::Created,
             created_at: now,
             updated_at: now,
+            secrets_root: new.secrets_root,
         }
     }
 

@@ -13,6 +13,14 @@ pub enum DomainError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// Not a secrets root id in its canonical form (lowercase hyphenated UUID).
+    #[error("invalid secrets root id \"{value}\": {reason}")]
+    InvalidSecretsRootId {
+        /// The rejected input, escaped and shortened.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Not a valid bot name.
     #[error("invalid bot name \"{value}\": {reason}")]
     InvalidBotName {

@@ -69,6 +69,7 @@ mod id;
 mod names;
 pub mod observe;
 pub mod repository;
+mod root_id;
 #[cfg(feature = "serde")]
 mod serde_impls;
 mod time;
@@ -80,6 +81,7 @@ pub use error::DomainError;
 pub use id::BotId;
 pub use names::{BotName, ContainerId, ModelName, SecretName};
 pub use repository::{BotRepository, Clock, MemoryRepository, PageCursor, RepoError};
+pub use root_id::SecretsRootId;
 pub use time::Timestamp;
 
 /// Renders a rejected input for an error message: escaped (control characters become

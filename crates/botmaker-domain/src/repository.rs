@@ -10,7 +10,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::{Bot, BotId, BotName, BotRef, BotStatus, ContainerId, NewBot, Timestamp};
+use crate::{
+    Bot, BotId, BotName, BotRef, BotStatus, ContainerId, NewBot, SecretsRootId, Timestamp,
+};
 
 mod memory;
 pub use memory::MemoryRepository;
@@ -199,6 +201,18 @@ pub trait BotRepository: Send + Sync {
         id: &BotId,
         container: Option<&ContainerId>,
     ) -> Result<Bot, RepoError>;
+
+    /// Records that `root` holds the bot's secrets, **only if no root is recorded yet**
+    /// (a bot registered before schema V3), and returns the bot as stored afterwards:
+    /// with `root` when it was adopted now or before, with the other root when another
+    /// root holds it already (then nothing changed). [`RepoError::NotFound`] when there
+    /// is no such bot.
+    ///
+    /// It does not refresh `updated_at` and does not read the clock: where a bot's
+    /// secrets are kept is bookkeeping about the installation, not a change of the bot,
+    /// and `migrate` adopting every bot of an upgraded installation must not make them
+    /// all look changed.
+    fn adopt_secrets_root(&self, id: &BotId, root: &SecretsRootId) -> Result<Bot, RepoError>;
 
     /// Removes the bot, or [`RepoError::NotFound`].
     fn delete(&self, id: &BotId) -> Result<(), RepoError>;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{
     AiProvider, BotId, BotName, BotStatus, ChannelType, ContainerId, ModelName, SecretName,
-    Timestamp,
+    SecretsRootId, Timestamp,
 };
 
 macro_rules! via_string {
@@ -33,5 +33,6 @@ via_string!(
     ContainerId,
     ModelName,
     SecretName,
+    SecretsRootId,
     Timestamp
 );

@@ -98,6 +98,33 @@ mod tests {
         assert_eq!(BotStatus::ALL[0].as_str(), "created");
     }
 
+    /// V3 means the same on both backends: the same column, nullable, with the same
+    /// CHECK expression as SQLite's V3.
+    #[test]
+    fn v3_adds_the_column_sqlite_adds() {
+        const PG: &str = include_str!("../migrations/V3__bots_secrets_root.sql");
+        const SQLITE: &str =
+            include_str!("../../botmaker-sqlite/migrations/V3__bots_secrets_root.sql");
+        let check = "CHECK (secrets_root IS NULL OR (length(secrets_root) = 36 AND \
+                     secrets_root = lower(secrets_root)))";
+        for (backend, sql) in [("postgres", PG), ("sqlite", SQLITE)] {
+            let flat = sql
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join(" ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                flat.contains("ADD COLUMN secrets_root TEXT"),
+                "{backend}: {flat}"
+            );
+            assert!(flat.contains(" NULL"), "{backend}: {flat}");
+            assert!(flat.contains(check), "{backend}: {flat}");
+        }
+    }
+
     #[test]
     fn latest_version_is_the_newest_shipped_migration() {
         let shipped = shipped_migrations();

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use botmaker_domain::{
     AiProvider, Bot, BotId, BotName, BotRef, BotRepository, BotStatus, ChannelType, Clock,
-    ContainerId, ModelName, NewBot, PageCursor, RepoError, Timestamp, observe, op_span,
+    ContainerId, ModelName, NewBot, PageCursor, RepoError, SecretsRootId, Timestamp, observe,
+    op_span,
 };
 use postgres::Row;
 use postgres::error::SqlState;
@@ -59,7 +60,8 @@ impl PgOptions {
 /// The columns of a bot, in the order `decode` reads them.
 macro_rules! bot_columns {
     () => {
-        "id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at"
+        "id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at, \
+         secrets_root"
     };
 }
 
@@ -118,7 +120,7 @@ const STATUS_OF: &str = "SELECT status FROM bots WHERE id = $1";
 const INSERT: &str = concat!(
     "INSERT INTO bots (",
     bot_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 );
 /// A status change in one statement: only from a status the lifecycle allows (`$4`,
 /// see [`allowed_from`]). Under READ COMMITTED a row another transaction changed
@@ -131,6 +133,15 @@ const UPDATE_STATUS: &str = concat!(
 );
 const UPDATE_CONTAINER: &str = concat!(
     "UPDATE bots SET container_id = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+    bot_columns!()
+);
+/// Records a secrets root for a bot that has none. When it changes no row (the bot
+/// has a root already, or is missing), the store reads the row with `GET_BY_ID` in a
+/// statement of its own: one statement with a CTE would read the row from the snapshot
+/// taken before it waited for another host's adoption of the same bot, and return the
+/// root as NULL.
+const ADOPT_ROOT: &str = concat!(
+    "UPDATE bots SET secrets_root = $2 WHERE id = $1 AND secrets_root IS NULL RETURNING ",
     bot_columns!()
 );
 const DELETE: &str = "DELETE FROM bots WHERE id = $1";
@@ -496,6 +507,7 @@ fn consistency(conn: &mut Conn, url: &DatabaseUrl) -> Result<Vec<String>, PgErro
         "bots_channel_type_check",
         "bots_container_id_check",
         "bots_status_check",
+        "bots_secrets_root_check",
     ] {
         if !found.iter().any(|n| n == expected) {
             problems.push(format!("constraint {expected} is missing"));
@@ -585,6 +597,12 @@ fn decode(row: &Row) -> Result<Bot, RepoError> {
         status: BotStatus::parse(text(6)?).map_err(bad)?,
         created_at: micros(7)?,
         updated_at: micros(8)?,
+        secrets_root: row
+            .try_get::<_, Option<&str>>(9)
+            .map_err(|e| corrupt(format!("bot {id}, secrets_root: {e}")))?
+            .map(SecretsRootId::parse)
+            .transpose()
+            .map_err(bad)?,
     })
 }
 
@@ -657,6 +675,7 @@ impl BotRepository for PgStore {
                         &bot.status.as_str(),
                         &bot.created_at.as_unix_micros(),
                         &bot.updated_at.as_unix_micros(),
+                        &bot.secrets_root.as_ref().map(ToString::to_string),
                     ],
                 );
                 let Err(e) = inserted else {
@@ -778,6 +797,22 @@ impl BotRepository for PgStore {
         })
     }
 
+    fn adopt_secrets_root(&self, id: &BotId, root: &SecretsRootId) -> Result<Bot, RepoError> {
+        observe::run(op_span!("adopt_secrets_root", BACKEND, bot_id = id), || {
+            let key = id.to_string();
+            let root = root.to_string();
+            self.run("adopt_secrets_root", |conn| {
+                match query_bot(conn, ADOPT_ROOT, &[&key, &root])? {
+                    Some(bot) => Ok(Some(bot)),
+                    // A root once recorded never changes: this read sees the one
+                    // that made the UPDATE match nothing, or no row.
+                    None => query_bot(conn, GET_BY_ID, &[&key]),
+                }
+            })?
+            .ok_or_else(|| not_found(*id))
+        })
+    }
+
     fn delete(&self, id: &BotId) -> Result<(), RepoError> {
         observe::run(op_span!("delete", BACKEND, bot_id = id), || {
             let key = id.to_string();
@@ -812,6 +847,7 @@ mod tests {
                     &"created",
                     &1i64,
                     &1i64,
+                    &None::<&str>,
                 ],
             )
             .unwrap_err()

@@ -15,6 +15,7 @@ use crate::bot_dir::{self, QUARANTINE_DIR, TRASH_PREFIX, canonical_bot_id, is_st
 use crate::fsutil::{Kind, Meta, list_names};
 use crate::lock::LOCK_FILE;
 use crate::root::{DIR_MODE, Root};
+use crate::root_id::ROOT_ID_FILE;
 use crate::secret_file::{self, FILE_MODE, FilePolicy};
 use crate::{Result, SecretsError};
 
@@ -230,6 +231,16 @@ pub(crate) fn walk(root: &Root, policy: FilePolicy, repair: bool) -> Result<Audi
                     },
                     false,
                 ),
+            }
+        } else if raw == ROOT_ID_FILE {
+            // The root's identity: expected, judged like a secret file (type, owner,
+            // mode, links; the repair may set its mode to 0600), never removed.
+            audit_secret(root, policy, fd, &raw, &shown, repair, &mut report);
+        } else if secret_file::is_temp(&shown) {
+            // A temporary file of the id file's creation (see `root_id`).
+            if secret_file::is_leftover_temp(&shown) {
+                let fixed = repair && secret_file::remove_temp(fd, &raw);
+                report.push(&shown, Issue::LeftoverTemp, fixed);
             }
         } else if shown.starts_with(TRASH_PREFIX) {
             // The trash of a deletion still running elsewhere is not a leftover.

@@ -290,6 +290,9 @@ pub(crate) fn sweep(root: &Root) -> usize {
             if is_stale_trash(s) && remove_trash(root, &raw).is_ok_and(|n| n > 0) {
                 swept += 1;
             }
+        } else if secret_file::is_leftover_temp(s) && secret_file::remove_temp(root.fd(), &raw) {
+            // The temporary file of an interrupted creation of the root's id file.
+            swept += 1;
         } else if canonical_bot_id(&raw).is_some() {
             let Ok(dir) = open_entry(root, &raw) else {
                 continue;

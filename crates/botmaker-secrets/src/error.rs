@@ -157,6 +157,21 @@ pub enum SecretsError {
         /// The entry.
         path: PathBuf,
     },
+    /// The secrets root's id file (`<root>/.root-id`) does not hold one secrets root
+    /// id and a newline. It is never replaced: the registry may record that id for
+    /// the bots whose secrets are in this root.
+    #[error(
+        "invalid secrets root id file {path}: {reason} (it is never replaced: restore it \
+         from a backup of this root; the registry records this id for the bots whose \
+         secrets are here)",
+        path = path.display()
+    )]
+    InvalidRootId {
+        /// The id file.
+        path: PathBuf,
+        /// What is wrong with its content.
+        reason: String,
+    },
     /// A system call failed.
     #[error("cannot {op} {path}: {source}", path = path.display())]
     Io {
@@ -210,7 +225,8 @@ impl SecretsError {
             | Self::InvalidName { .. }
             | Self::PlatformNotFound { .. }
             | Self::FileTooLarge { .. }
-            | Self::Escapes { .. } => false,
+            | Self::Escapes { .. }
+            | Self::InvalidRootId { .. } => false,
         }
     }
 

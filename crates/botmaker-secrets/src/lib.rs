@@ -85,6 +85,22 @@
 //!   interrupted writes and deletions are swept when the store is opened.
 //! - [`SecretsStore::audit`] reports drift; [`SecretsStore::repair`] fixes modes (by
 //!   `fchmod` on a checked descriptor) and leftovers, and only reports the rest.
+//!
+//! # The root's layout
+//! - `<root>/<bot id>/<secret name>`: the secrets.
+//! - `<root>/.root-id`: the root's identity ([`SecretsStore::root_id`]), one
+//!   canonical UUID and a newline, `0600`; made at the first open (atomically: two
+//!   first opens agree on one id), read with a secret's checks, never replaced. The
+//!   registry records it for every bot whose secrets are here, so hosts sharing a
+//!   registry know which of them holds a bot's secrets.
+//! - `<root>/.lock`: the advisory lock of the operations that span the registry and
+//!   this store ([`SecretsStore::lock`]).
+//! - `<root>/.quarantine/`: orphan bot directories moved aside by a repair.
+//! - `.tmp-…` and `.trash-…` names: short-lived entries of writes and deletions, swept
+//!   at open when their process is gone.
+//!
+//! [`platform`] sources are read-only and have no id: they hold a service's own
+//! credentials, never bots.
 
 mod audit;
 mod bot_dir;
@@ -94,6 +110,7 @@ mod fsutil;
 mod lock;
 pub mod platform;
 mod root;
+mod root_id;
 mod secret_file;
 mod store;
 mod value;

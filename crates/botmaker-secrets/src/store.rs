@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use botmaker_domain::{BotId, SecretName, observe, op_span};
+use botmaker_domain::{BotId, SecretName, SecretsRootId, observe, op_span};
 use secrecy::SecretString;
 use tracing::Span;
 
@@ -114,6 +114,7 @@ pub struct SecretMeta {
 #[derive(Debug)]
 pub struct SecretsStore {
     root: Root,
+    root_id: SecretsRootId,
     policy: FilePolicy,
     swept: usize,
 }
@@ -131,6 +132,13 @@ impl SecretsStore {
     /// otherwise [`SecretsError::InsecureRoot`] says how to fix it. Temporary files
     /// of interrupted writes and leftovers of interrupted bot deletions are removed
     /// ([`swept`](Self::swept) tells how many).
+    ///
+    /// The root's identity ([`root_id`](Self::root_id)) is read from `<root>/.root-id`,
+    /// which is made (`0600`, atomically and durably) when missing; concurrent first
+    /// opens agree on one id. An id file that is not a regular `0600` file of the
+    /// expected owner, or does not hold one id and a newline, fails the open with an
+    /// error naming it ([`SecretsError::InvalidRootId`], [`SecretsError::Symlink`],
+    /// [`SecretsError::InsecureMode`], …) and is left as it is.
     pub fn open_with(root: &Path, options: SecretsOptions) -> Result<Self> {
         Self::open_inner(root, options, None)
     }
@@ -146,6 +154,7 @@ impl SecretsStore {
             let root = Root::open(root, options.owner, force)?;
             let policy = FilePolicy::new(root.expected_uid(), options.max_secret_size);
             let swept = bot_dir::sweep(&root);
+            let root_id = crate::root_id::load_or_create(&root)?;
             if swept > 0 {
                 tracing::info!(
                     root = %root.path().display(),
@@ -155,6 +164,7 @@ impl SecretsStore {
             }
             Ok(Self {
                 root,
+                root_id,
                 policy,
                 swept,
             })
@@ -170,6 +180,13 @@ impl SecretsStore {
     /// The root path the store was opened at (for messages; I/O uses the descriptor).
     pub fn root_path(&self) -> &Path {
         self.root.path()
+    }
+
+    /// This root's identity, read from (or, at the first open, written to)
+    /// `<root>/.root-id`. The registry records it for every bot whose secrets are
+    /// here, so hosts that share a registry know which of them holds a bot's secrets.
+    pub fn root_id(&self) -> SecretsRootId {
+        self.root_id
     }
 
     /// The size cap for values, in bytes.

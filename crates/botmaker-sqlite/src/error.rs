@@ -326,13 +326,13 @@ mod tests {
         let pending = StoreError::MigrationsPending {
             path: "/data/botmaker.db".into(),
             db: 0,
-            code: 2,
+            code: 3,
             pending: crate::shipped_migrations(),
         };
         assert_eq!(
             pending.to_string(),
-            "database /data/botmaker.db has schema version 0, this code needs version 2 \
-             (2 migration(s) pending)"
+            "database /data/botmaker.db has schema version 0, this code needs version 3 \
+             (3 migration(s) pending)"
         );
     }
 }

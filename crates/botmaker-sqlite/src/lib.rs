@@ -95,7 +95,9 @@ pub use group::WriteStats;
 pub use inspect::{MigrationStatus, SchemaState, migration_status};
 pub use migrate::{MigrationReport, migrate};
 pub use schema::{AppliedMigration, MigrationInfo, shipped_migrations};
-pub use snapshot::{PendingSnapshot, RegistrySnapshot, snapshot, switch_to_wal};
+pub use snapshot::{
+    PendingSnapshot, RegistrySnapshot, forget_secrets_roots, snapshot, switch_to_wal,
+};
 pub use store::{SqliteStore, StoreOptions};
 
 /// The `backend` field of this crate's spans (see `botmaker_domain::observe`).
@@ -103,4 +105,4 @@ pub const BACKEND: &str = "sqlite";
 
 /// The newest schema version this code ships: the `{n}` of the last
 /// `migrations/V{n}__{name}.sql`. Openers require exactly this version.
-pub const LATEST_VERSION: u32 = 2;
+pub const LATEST_VERSION: u32 = 3;

@@ -2,7 +2,7 @@
 
 use botmaker_domain::{
     AiProvider, Bot, BotId, BotName, BotStatus, ChannelType, ContainerId, DomainError, ModelName,
-    RepoError, Timestamp,
+    RepoError, SecretsRootId, Timestamp,
 };
 use rusqlite::Row;
 
@@ -65,6 +65,14 @@ pub(crate) fn decode_with(row: &Row<'_>, updated_at: Option<Timestamp>) -> Resul
             .as_deref()
             .map(ContainerId::parse),
     };
+    let secrets_root = match row.get_ref(9).ok().and_then(|v| v.as_str_or_null().ok()) {
+        Some(r) => r.map(SecretsRootId::parse),
+        None => row
+            .get::<_, Option<String>>(9)
+            .map_err(|e| corrupt(format!("bot {id}, secrets_root: {e}")))?
+            .as_deref()
+            .map(SecretsRootId::parse),
+    };
     Ok(Bot {
         id,
         name: parse(row, 1, BotName::parse)?.map_err(bad)?,
@@ -78,6 +86,7 @@ pub(crate) fn decode_with(row: &Row<'_>, updated_at: Option<Timestamp>) -> Resul
             Some(t) => t,
             None => micros(8)?,
         },
+        secrets_root: secrets_root.transpose().map_err(bad)?,
     })
 }
 

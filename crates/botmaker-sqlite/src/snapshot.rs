@@ -32,6 +32,11 @@ const BUSY_WAIT: Duration = Duration::from_secs(5);
 pub fn switch_to_wal(path: &Path) -> Result<(), StoreError> {
     let conn = connection::open(path, Role::Migrate, connection::CHECK_BUSY_TIMEOUT)?;
     connection::configure(&conn, path, Role::Migrate)?;
+    close_and_sync(conn, path)
+}
+
+/// Closes the connection to a copy, then `fsync`s the file.
+fn close_and_sync(conn: Connection, path: &Path) -> Result<(), StoreError> {
     conn.close()
         .map_err(|(_, e)| sqlite_err(path, "closing the copy", e))?;
     File::open(path)
@@ -41,6 +46,36 @@ pub fn switch_to_wal(path: &Path) -> Result<(), StoreError> {
             path: path.to_owned(),
             source,
         })
+}
+
+/// For a restore: forgets which secrets root held each bot's secrets
+/// (`bots.secrets_root`, schema V3) in the database file at `path`, a copy that no
+/// process has open yet. The restored secrets are in another root (the restoring
+/// host's) than the one the backup recorded; with the roots forgotten, the facade's
+/// `migrate` adopts every bot whose directory the restore wrote into that root.
+/// Returns how many rows had a root; a file of an older schema (no such column) is
+/// left as it is (0). The file is `fsync`ed.
+pub fn forget_secrets_roots(path: &Path) -> Result<usize, StoreError> {
+    let conn = connection::open(path, Role::Migrate, connection::CHECK_BUSY_TIMEOUT)?;
+    let err = |e| sqlite_err(path, "forgetting the secrets roots of the copy", e);
+    let has_column: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('bots') WHERE name = 'secrets_root'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    let forgotten = if has_column {
+        conn.execute(
+            "UPDATE bots SET secrets_root = NULL WHERE secrets_root IS NOT NULL",
+            [],
+        )
+        .map_err(err)?
+    } else {
+        0
+    };
+    close_and_sync(conn, path)?;
+    Ok(forgotten)
 }
 
 /// The copy [`PendingSnapshot::copy`] made: a database file of its own, open until [`finish`], to

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use botmaker_domain::{
     Bot, BotId, BotName, BotRef, BotRepository, BotStatus, Clock, ContainerId, NewBot, PageCursor,
-    RepoError, observe, op_span,
+    RepoError, SecretsRootId, observe, op_span,
 };
 use rusqlite::{Connection, ErrorCode, params};
 
@@ -48,7 +48,8 @@ impl Default for StoreOptions {
 /// The columns of a bot, in the order `row::decode` reads them.
 macro_rules! bot_columns {
     () => {
-        "id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at"
+        "id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at, \
+         secrets_root"
     };
 }
 
@@ -105,13 +106,16 @@ const GET_FOR_UPDATE: &str = concat!("SELECT ", bot_columns!(), ", rowid FROM bo
 const INSERT: &str = concat!(
     "INSERT INTO bots (",
     bot_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
 );
 const UPDATE_STATUS: &str = "UPDATE bots SET status = ?2, updated_at = ?3 WHERE rowid = ?1";
 const UPDATE_CONTAINER: &str = concat!(
     "UPDATE bots SET container_id = ?2, updated_at = ?3 WHERE id = ?1 RETURNING ",
     bot_columns!()
 );
+/// Records a secrets root for a bot that has none; the bot is then read with
+/// `GET_BY_ID` in the same transaction.
+const ADOPT_ROOT: &str = "UPDATE bots SET secrets_root = ?2 WHERE id = ?1 AND secrets_root IS NULL";
 const DELETE: &str = "DELETE FROM bots WHERE id = ?1";
 const QUICK_CHECK: &str = "PRAGMA quick_check";
 const INTEGRITY_CHECK: &str = "PRAGMA integrity_check";
@@ -133,6 +137,7 @@ const STATEMENTS: &[&str] = &[
     INSERT,
     UPDATE_STATUS,
     UPDATE_CONTAINER,
+    ADOPT_ROOT,
     DELETE,
     crate::group::BEGIN_IMMEDIATE,
     crate::group::COMMIT,
@@ -488,6 +493,7 @@ impl BotRepository for SqliteStore {
                     bot.status.as_str(),
                     bot.created_at.as_unix_micros(),
                     bot.updated_at.as_unix_micros(),
+                    bot.secrets_root.as_ref().map(ToString::to_string),
                 ]);
                 match inserted {
                     Ok(_) => Ok(bot),
@@ -572,7 +578,7 @@ impl BotRepository for SqliteStore {
                 let mut stmt = conn.prepare_cached(GET_FOR_UPDATE)?;
                 let mut rows = stmt.query([key])?;
                 let row = rows.next()?.ok_or_else(|| not_found(id))?;
-                let rowid: i64 = row.get(9)?;
+                let rowid: i64 = row.get(10)?;
                 let from = match text_ref(row, 6) {
                     Some(text) => BotStatus::parse(text),
                     None => BotStatus::parse(&row.get::<_, String>(6)?),
@@ -617,6 +623,21 @@ impl BotRepository for SqliteStore {
                     params![key, container.as_ref().map(ContainerId::as_str), now],
                 )?;
                 Ok(bot.ok_or_else(|| not_found(id))??)
+            })
+        })
+    }
+
+    fn adopt_secrets_root(&self, id: &BotId, root: &SecretsRootId) -> Result<Bot, RepoError> {
+        observe::run(op_span!("adopt_secrets_root", BACKEND, bot_id = id), || {
+            let id = *id;
+            let root = root.to_string();
+            self.write("adopt_secrets_root", move |conn| {
+                let mut buf = [0u8; BotId::LEN];
+                let key = id.encode(&mut buf);
+                conn.prepare_cached(ADOPT_ROOT)?
+                    .execute([key, root.as_str()])?;
+                Ok(first(&mut conn.prepare_cached(GET_BY_ID)?, [key])?
+                    .ok_or_else(|| not_found(id))??)
             })
         })
     }

@@ -342,8 +342,9 @@ impl Target {
             return Err("entries appeared in the outside directory".to_owned());
         }
         for entry in names(self.config.secrets_dir())? {
-            // The advisory lock of create, delete and the doctor's fix step.
-            if entry == ".lock" {
+            // The advisory lock of create, delete and the doctor's fix step, and the
+            // root's id file.
+            if entry == ".lock" || entry == ".root-id" {
                 continue;
             }
             let ok = BotId::parse(&entry).is_ok_and(|id| id.to_string() == entry);

@@ -339,8 +339,9 @@ fn after_reopen(
     for entry in std::fs::read_dir(root)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        // The advisory lock that the doctor's fix step takes (and creates) is expected.
-        if name == ".lock" {
+        // The advisory lock that the doctor's fix step takes (and creates) is expected,
+        // and so is the root's id file.
+        if name == ".lock" || name == ".root-id" {
             continue;
         }
         if !bots.iter().any(|b| b.to_string() == name) {

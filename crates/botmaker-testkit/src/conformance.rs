@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use botmaker_domain::{
     AiProvider, Bot, BotId, BotRepository, BotStatus, ChannelType, Clock, NewBot, PageCursor,
-    RepoError, Timestamp,
+    RepoError, SecretsRootId, Timestamp,
 };
 
 /// 2026-11-27T00:00:00Z, a base for test clocks.
@@ -119,6 +119,12 @@ where
     delete_removes_and_frees_the_name(&make);
     failed_calls_change_nothing(&make);
     the_clock_is_read_once_per_write_call(&make);
+    secrets_roots_round_trip_and_are_adopted_once(&make);
+}
+
+/// A secrets root id that sorts by `n`.
+pub fn root(n: u64) -> SecretsRootId {
+    format!("00000000-0000-4000-9000-{n:012x}").parse().unwrap()
 }
 
 /// One `#[test]` per check of this module, named after it, each calling the check
@@ -151,6 +157,7 @@ macro_rules! conformance_tests {
             delete_removes_and_frees_the_name,
             failed_calls_change_nothing,
             the_clock_is_read_once_per_write_call,
+            secrets_roots_round_trip_and_are_adopted_once,
         );
     };
     (@each $make:expr; $($check:ident,)+) => {$(
@@ -241,6 +248,7 @@ where
         &ghost_s,
     );
     assert_not_found(repo.set_container_id(&ghost, None), &ghost_s);
+    assert_not_found(repo.adopt_secrets_root(&ghost, &root(1)), &ghost_s);
     assert_not_found(repo.delete(&ghost), &ghost_s);
     assert_eq!(
         repo.list(None).unwrap(),
@@ -615,6 +623,7 @@ where
     assert!(repo.set_status(&id(2), BotStatus::Running).is_err());
     assert!(repo.set_status(&id(100), BotStatus::Failed).is_err());
     assert!(repo.set_container_id(&id(100), None).is_err());
+    assert!(repo.adopt_secrets_root(&id(100), &root(1)).is_err());
     assert!(repo.delete(&id(100)).is_err());
     assert_eq!(repo.list(None).unwrap(), before);
 }
@@ -664,4 +673,71 @@ where
     repo.delete(&id(9)).unwrap_err();
     repo.delete(&id(1)).unwrap();
     step("reads, listings and deletes", 0);
+}
+
+/// A bot created with a secrets root reads back with it everywhere, one created
+/// without has none; adopting records a root only where there is none, returns the
+/// stored bot either way, and changes nothing else (not `updated_at`); status and
+/// container changes keep the root.
+pub fn secrets_roots_round_trip_and_are_adopted_once<S>(make: impl Fn(Clock) -> S)
+where
+    S: Deref<Target: BotRepository>,
+{
+    let (f, clock) = setup(make);
+    let repo = &*f;
+    let legacy = repo.create(&new_bot_with_id(1, "legacy")).unwrap();
+    assert_eq!(legacy.secrets_root, None);
+    clock.advance(1);
+    let placed = repo
+        .create(&new_bot_with_id(2, "placed").with_secrets_root(root(7)))
+        .unwrap();
+    assert_eq!(placed.secrets_root, Some(root(7)));
+    assert_eq!(repo.get(&placed.id).unwrap(), placed);
+    assert_eq!(repo.get_by_name(&placed.name).unwrap(), placed);
+    assert_eq!(repo.get(&legacy.id).unwrap(), legacy);
+    assert_eq!(
+        repo.list(None).unwrap(),
+        vec![placed.clone(), legacy.clone()]
+    );
+    assert_eq!(
+        repo.list_page(None, None, 10).unwrap(),
+        vec![placed.clone(), legacy.clone()]
+    );
+
+    // Adopting a bot without a root records it, and only it.
+    clock.advance(1_000);
+    let adopted = repo.adopt_secrets_root(&legacy.id, &root(3)).unwrap();
+    assert_eq!(
+        adopted,
+        Bot {
+            secrets_root: Some(root(3)),
+            ..legacy.clone()
+        },
+        "only secrets_root changes (not updated_at)"
+    );
+    assert_eq!(repo.get(&legacy.id).unwrap(), adopted);
+    // Adopting again, by the same root or another: nothing changes.
+    assert_eq!(
+        repo.adopt_secrets_root(&legacy.id, &root(3)).unwrap(),
+        adopted
+    );
+    assert_eq!(
+        repo.adopt_secrets_root(&legacy.id, &root(4)).unwrap(),
+        adopted
+    );
+    assert_eq!(
+        repo.adopt_secrets_root(&placed.id, &root(4)).unwrap(),
+        placed,
+        "a bot held by another root stays there"
+    );
+    assert_eq!(repo.get(&placed.id).unwrap(), placed);
+
+    // Other changes keep the root.
+    let started = repo.set_status(&placed.id, BotStatus::Starting).unwrap();
+    assert_eq!(started.secrets_root, Some(root(7)));
+    let with = repo
+        .set_container_id(&adopted.id, Some(&"c1".parse().unwrap()))
+        .unwrap();
+    assert_eq!(with.secrets_root, Some(root(3)));
+    assert_eq!(repo.get(&adopted.id).unwrap(), with);
 }

@@ -12,16 +12,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use botmaker_domain::{
     AiProvider, BotRepository, BotStatus, ChannelType, Clock, ContainerId, MemoryRepository,
-    NewBot, PageCursor, RepoError,
+    NewBot, PageCursor, RepoError, SecretsRootId,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner, contextualize_config};
 
-use crate::conformance::{T0, id, ts};
+use crate::conformance::{T0, id, root, ts};
 
 const IDS: u64 = 6;
 const NAMES: [&str; 5] = ["alpha", "beta", "gamma", "delta", "x"];
 const CONTAINERS: [&str; 3] = ["c1", "botmaker-alpha_1", "0123456789abcdef"];
+/// How many secrets roots ([`root`]) the operations choose from.
+const ROOTS: u64 = 3;
 
 /// One step of a run; `u64`s are bot ids ([`id`]), `usize`s index the lists above.
 #[derive(Clone, Debug)]
@@ -31,6 +33,8 @@ enum Op {
         name: usize,
         provider: usize,
         channel: usize,
+        /// The secrets root it is placed in; `None`: a bot from before placements.
+        root: Option<u64>,
     },
     Get(u64),
     GetByName(usize),
@@ -48,6 +52,7 @@ enum Op {
     SetStatus(u64, usize),
     SetContainer(u64, Option<usize>),
     Delete(u64),
+    AdoptSecretsRoot(u64, u64),
     /// Close the store and open its data again (a no-op for the model).
     Reopen,
 }
@@ -58,8 +63,20 @@ fn status_index() -> impl Strategy<Value = usize> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..IDS, 0..NAMES.len(), 0..AiProvider::ALL.len(), 0..ChannelType::ALL.len())
-            .prop_map(|(id, name, provider, channel)| Op::Create { id, name, provider, channel }),
+        4 => (
+            0..IDS,
+            0..NAMES.len(),
+            0..AiProvider::ALL.len(),
+            0..ChannelType::ALL.len(),
+            proptest::option::of(0..ROOTS),
+        )
+            .prop_map(|(id, name, provider, channel, root)| Op::Create {
+                id,
+                name,
+                provider,
+                channel,
+                root,
+            }),
         1 => (0..IDS).prop_map(Op::Get),
         1 => (0..NAMES.len()).prop_map(Op::GetByName),
         1 => proptest::option::of(status_index()).prop_map(Op::List),
@@ -71,6 +88,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..IDS, proptest::option::of(0..CONTAINERS.len()))
             .prop_map(|(id, c)| Op::SetContainer(id, c)),
         1 => (0..IDS).prop_map(Op::Delete),
+        1 => (0..IDS, 0..ROOTS).prop_map(|(id, r)| Op::AdoptSecretsRoot(id, r)),
         1 => Just(Op::Reopen),
     ]
 }
@@ -129,13 +147,21 @@ fn apply(repo: &(impl BotRepository + ?Sized), op: &Op) -> Result<String, String
             name,
             provider,
             channel,
-        } => outcome(repo.create(&NewBot::with_id(
-            id(*n),
-            NAMES[*name].parse().unwrap(),
-            AiProvider::ALL[*provider],
-            "llama3.1:8b".parse().unwrap(),
-            ChannelType::ALL[*channel],
-        ))),
+            root: r,
+        } => {
+            let new = NewBot::with_id(
+                id(*n),
+                NAMES[*name].parse().unwrap(),
+                AiProvider::ALL[*provider],
+                "llama3.1:8b".parse().unwrap(),
+                ChannelType::ALL[*channel],
+            );
+            let new = match r {
+                Some(r) => new.with_secrets_root(root(*r)),
+                None => new,
+            };
+            outcome(repo.create(&new))
+        }
         Op::Get(n) => outcome(repo.get(&id(*n))),
         Op::GetByName(i) => outcome(repo.get_by_name(&NAMES[*i].parse().unwrap())),
         Op::List(s) => outcome(repo.list(status(*s))),
@@ -175,6 +201,10 @@ fn apply(repo: &(impl BotRepository + ?Sized), op: &Op) -> Result<String, String
             outcome(repo.set_container_id(&id(*n), container.as_ref()))
         }
         Op::Delete(n) => outcome(repo.delete(&id(*n))),
+        Op::AdoptSecretsRoot(n, r) => {
+            let r: SecretsRootId = root(*r);
+            outcome(repo.adopt_secrets_root(&id(*n), &r))
+        }
         Op::Reopen => Ok("reopened".to_owned()),
     }
 }

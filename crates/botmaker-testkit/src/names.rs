@@ -122,6 +122,11 @@ pub mod oracle {
             })
     }
 
+    /// `8-4-4-4-12` hexadecimal digits, lowercase only (a secrets root id).
+    pub fn secrets_root_id(s: &str) -> bool {
+        bot_id(s) && !s.bytes().any(|c| c.is_ascii_uppercase())
+    }
+
     /// 1 to 63 of `a-z`, `0-9`, `-`; no `-` first or last; not a bot id.
     pub fn bot_name(s: &str) -> bool {
         (1..=63).contains(&s.len())

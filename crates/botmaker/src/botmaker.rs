@@ -180,7 +180,9 @@ impl Botmaker {
     }
 
     /// Registers a bot and writes its initial secrets. Afterwards both the row and the
-    /// secrets directory exist, or neither does.
+    /// secrets directory exist, or neither does. The row records this host's secrets
+    /// root ([`SecretsStore::root_id`]) as the one holding the bot's secrets, whatever
+    /// `new.secrets_root` says: they are written here.
     pub fn create_bot(&self, new: &NewBot, secrets: &[(SecretName, &[u8])]) -> Result<Bot> {
         observe::run(
             op_span!("create_bot", self.backend(), bot_id = new.id),
@@ -213,7 +215,8 @@ impl Botmaker {
                 let written = secrets
                     .iter()
                     .try_for_each(|(name, value)| Ok(self.secrets.write(&new.id, name, value)?));
-                let created = written.and_then(|()| Ok(self.registry.create(new)?));
+                let placed = new.clone().with_secrets_root(self.secrets.root_id());
+                let created = written.and_then(|()| Ok(self.registry.create(&placed)?));
                 created.map_err(|cause| match self.secrets.delete_bot(&new.id) {
                     Ok(()) | Err(SecretsError::BotNotFound { .. }) => cause,
                     Err(cleanup) => Error::Compensation {
@@ -260,6 +263,8 @@ impl Botmaker {
         observe::run(
             op_span!("delete_bot", self.backend(), bot_id = bot.id),
             || {
+                // Another host's bot: its row and its directory (there) stay.
+                self.held_here(bot)?;
                 // Between the two steps the directory is an orphan: the doctor's fix step
                 // (exclusive) waits until it is gone instead of quarantining it.
                 let _lock = self.secrets.lock(LockMode::Shared)?;
@@ -283,7 +288,10 @@ impl Botmaker {
     pub fn set_secret(&self, bot: &Bot, name: &SecretName, value: &[u8]) -> Result<()> {
         observe::run(
             op_span!("set_secret", self.backend(), bot_id = bot.id),
-            || Ok(self.secrets.write(&bot.id, name, value)?),
+            || {
+                self.held_here(bot)?;
+                Ok(self.secrets.write(&bot.id, name, value)?)
+            },
         )
     }
 
@@ -294,7 +302,10 @@ impl Botmaker {
     pub fn rotate_secret(&self, bot: &Bot, name: &SecretName, value: &[u8]) -> Result<()> {
         observe::run(
             op_span!("rotate_secret", self.backend(), bot_id = bot.id),
-            || Ok(self.secrets.replace(&bot.id, name, value)?),
+            || {
+                self.held_here(bot)?;
+                Ok(self.secrets.replace(&bot.id, name, value)?)
+            },
         )
     }
 
@@ -302,7 +313,10 @@ impl Botmaker {
     pub fn get_secret(&self, bot: &Bot, name: &SecretName) -> Result<SecretValue> {
         observe::run(
             op_span!("get_secret", self.backend(), bot_id = bot.id),
-            || Ok(self.secrets.read(&bot.id, name)?),
+            || {
+                self.held_here(bot)?;
+                Ok(self.secrets.read(&bot.id, name)?)
+            },
         )
     }
 
@@ -313,7 +327,10 @@ impl Botmaker {
     pub fn get_secrets(&self, bot: &Bot, names: &[SecretName]) -> Result<Vec<SecretValue>> {
         observe::run(
             op_span!("get_secrets", self.backend(), bot_id = bot.id),
-            || Ok(self.secrets.read_many(&bot.id, names)?),
+            || {
+                self.held_here(bot)?;
+                Ok(self.secrets.read_many(&bot.id, names)?)
+            },
         )
     }
 
@@ -322,7 +339,10 @@ impl Botmaker {
     pub fn get_all_secrets(&self, bot: &Bot) -> Result<Vec<(SecretName, SecretValue)>> {
         observe::run(
             op_span!("get_all_secrets", self.backend(), bot_id = bot.id),
-            || Ok(self.secrets.read_all(&bot.id)?),
+            || {
+                self.held_here(bot)?;
+                Ok(self.secrets.read_all(&bot.id)?)
+            },
         )
     }
 
@@ -331,6 +351,7 @@ impl Botmaker {
         observe::run(
             op_span!("list_secrets", self.backend(), bot_id = bot.id),
             || {
+                self.held_here(bot)?;
                 match self.secrets.list(&bot.id) {
                     // A bot created without secrets has no directory yet: it has none.
                     Err(SecretsError::BotNotFound { .. }) => Ok(Vec::new()),
@@ -344,7 +365,10 @@ impl Botmaker {
     pub fn remove_secret(&self, bot: &Bot, name: &SecretName) -> Result<()> {
         observe::run(
             op_span!("remove_secret", self.backend(), bot_id = bot.id),
-            || Ok(self.secrets.remove(&bot.id, name)?),
+            || {
+                self.held_here(bot)?;
+                Ok(self.secrets.remove(&bot.id, name)?)
+            },
         )
     }
 
@@ -354,6 +378,7 @@ impl Botmaker {
         observe::run(
             op_span!("missing_secrets", self.backend(), bot_id = bot.id),
             || {
+                self.held_here(bot)?;
                 match missing_secrets(&self.secrets, bot) {
                     // A bot created without secrets has no directory yet: it lacks them all.
                     Err(SecretsError::BotNotFound { .. }) => Ok(bot.required_secrets()),
@@ -361,6 +386,31 @@ impl Botmaker {
                 }
             },
         )
+    }
+}
+
+impl Botmaker {
+    /// This host's secrets root's id ([`SecretsStore::root_id`]).
+    pub fn secrets_root(&self) -> botmaker_domain::SecretsRootId {
+        self.secrets.root_id()
+    }
+
+    /// `Ok` when this host's secrets root holds the bot's secrets: the registry
+    /// records this root, or none (a bot registered before placements were recorded,
+    /// treated as local until adopted). [`Error::SecretsElsewhere`] otherwise, before
+    /// anything is touched.
+    pub fn held_here(&self, bot: &Bot) -> Result<()> {
+        let here = self.secrets.root_id();
+        match bot.secrets_root {
+            Some(held_by) if held_by != here => Err(Error::SecretsElsewhere {
+                id: bot.id,
+                name: bot.name.clone(),
+                held_by,
+                here,
+                path: self.secrets.root_path().to_owned(),
+            }),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
-use botmaker_domain::{BotId, BotRepository, SecretName};
+use botmaker_domain::{BotId, BotRepository, SecretName, SecretsRootId};
 #[cfg(feature = "postgres")]
 use botmaker_postgres::{DatabaseUrl, PgError, PgOptions, PgStore};
 use botmaker_secrets::{Issue, LockMode, SecretsStore};
@@ -32,6 +32,9 @@ pub enum FindingKind {
     OrphanSecrets,
     /// A registered bot lacks one of the required secrets.
     MissingSecrets,
+    /// A secrets directory in this root for a bot whose secrets the registry places
+    /// in another secrets root (a stale copy): reported, never moved or deleted.
+    StaleSecrets,
 }
 
 impl FindingKind {
@@ -45,6 +48,7 @@ impl FindingKind {
             Self::Leftovers => "leftovers",
             Self::OrphanSecrets => "orphan-secrets",
             Self::MissingSecrets => "missing-secrets",
+            Self::StaleSecrets => "stale-secrets",
         }
     }
 }
@@ -73,8 +77,14 @@ pub struct Finding {
 pub struct DoctorReport {
     /// What was found, in the order of the checks.
     pub findings: Vec<Finding>,
-    /// How many bots were checked.
+    /// How many bots were checked: those whose secrets this host's root holds (or
+    /// that no root has adopted yet).
     pub bots_checked: usize,
+    /// How many bots the registry places in another secrets root (another host
+    /// sharing the registry): neither their secrets nor their absence here is checked.
+    pub held_elsewhere: usize,
+    /// This host's secrets root's id, when the secrets store could be opened.
+    pub secrets_root: Option<SecretsRootId>,
 }
 
 impl DoctorReport {
@@ -118,16 +128,23 @@ impl fmt::Display for DoctorReport {
         }
         let open = self.findings.iter().filter(|f| !f.fixed).count();
         let fixed = self.findings.len() - open;
+        if let Some(root) = self.secrets_root {
+            writeln!(f, "secrets root: {root}")?;
+        }
+        let elsewhere = match self.held_elsewhere {
+            0 => String::new(),
+            n => format!(", {n} held by other secrets roots"),
+        };
         if open == 0 {
             writeln!(
                 f,
-                "healthy: {} bots checked, {fixed} problems fixed",
+                "healthy: {} bots checked, {fixed} problems fixed{elsewhere}",
                 self.bots_checked
             )
         } else {
             writeln!(
                 f,
-                "unhealthy: {open} problems remain ({fixed} fixed, {} bots checked)",
+                "unhealthy: {open} problems remain ({fixed} fixed, {} bots checked{elsewhere})",
                 self.bots_checked
             )
         }
@@ -148,6 +165,14 @@ impl Botmaker {
     ///
     /// Opening the secrets store sweeps leftovers of interrupted writes and deletes;
     /// the report lists them as fixed, since that happens on every open.
+    ///
+    /// Hosts sharing one registry each have their own secrets root: a bot the
+    /// registry places in another root ([`Bot::secrets_root`](botmaker_domain::Bot))
+    /// is counted in [`DoctorReport::held_elsewhere`], and neither its secrets nor
+    /// their absence here is a finding; a directory here for such a bot is a stale
+    /// copy ([`FindingKind::StaleSecrets`]), reported and never moved. With `fix`, a
+    /// bot no root has adopted yet (registered before schema V3) whose directory is
+    /// here is adopted by this root (reported as fixed).
     pub fn doctor(config: &Config, fix: bool) -> DoctorReport {
         let span = tracing::debug_span!(
             "doctor",
@@ -193,6 +218,7 @@ fn doctor(config: &Config, fix: bool) -> DoctorReport {
                 return report;
             }
         };
+        report.secrets_root = Some(secrets.root_id());
         check_secrets(&secrets, fix, &secrets_subject, &mut report);
         if let Some((registry, subject)) = registry {
             check_consistency(registry.as_ref(), &subject, &secrets, fix, &mut report);
@@ -393,10 +419,16 @@ fn check_consistency(
             return;
         }
     };
-    report.bots_checked = rows.len();
+    let here = secrets.root_id();
+    let elsewhere = |b: &botmaker_domain::Bot| b.secrets_root.is_some_and(|r| r != here);
+    report.held_elsewhere = rows.iter().filter(|b| elsewhere(b)).count();
+    report.bots_checked = rows.len() - report.held_elsewhere;
     let registered: BTreeSet<BotId> = rows.iter().map(|b| b.id).collect();
+    let mut dirs_here = BTreeSet::new();
     match secrets.bots() {
         Ok(dirs) => {
+            report_stale_copies(&rows, &dirs, here, report);
+            dirs_here.extend(dirs.iter().copied());
             for id in dirs.into_iter().filter(|id| !registered.contains(id)) {
                 let detail = "secrets directory of a bot that is not in the database";
                 let (detail, fixed) = match fix.then(|| secrets.quarantine_bot(&id)) {
@@ -419,10 +451,20 @@ fn check_consistency(
             );
         }
     }
+    // Bots from before placements were recorded whose directory is here: this root
+    // holds their secrets. Adopted under the lock, like the other repairs.
+    let lost = if fix {
+        adopt_legacy(store, &rows, &dirs_here, here, report)
+    } else {
+        BTreeSet::new()
+    };
     // Released before the per-bot checks, which only read: creators wait for the
     // listing and the moves, not for a walk of every bot directory.
     drop(lock);
-    for bot in &rows {
+    for bot in rows
+        .iter()
+        .filter(|b| !elsewhere(b) && !lost.contains(&b.id))
+    {
         let subject = format!("{} ({})", bot.name, bot.id);
         // The bot's own rule (it depends on the provider), so an `ollama` bot is not
         // called unhealthy for lacking an API key it cannot have.
@@ -439,4 +481,68 @@ fn check_consistency(
             Err(e) => report.push(FindingKind::MissingSecrets, subject, e.to_string(), false),
         }
     }
+}
+
+/// Directories here of bots that the registry places in another root: stale copies,
+/// reported and left alone.
+fn report_stale_copies(
+    rows: &[botmaker_domain::Bot],
+    dirs: &[BotId],
+    here: SecretsRootId,
+    report: &mut DoctorReport,
+) {
+    for bot in rows.iter().filter(|b| dirs.contains(&b.id)) {
+        let Some(held_by) = bot.secrets_root.filter(|r| *r != here) else {
+            continue;
+        };
+        report.push(
+            FindingKind::StaleSecrets,
+            format!("{} ({})", bot.name, bot.id),
+            format!(
+                "this secrets root ({here}) has a directory for a bot whose secrets the \
+                 registry places in secrets root {held_by}: a stale copy, never used here; \
+                 compare it with the copy on that host, then remove it by hand"
+            ),
+            false,
+        );
+    }
+}
+
+/// `--fix`: records this root for every bot without one whose directory is here
+/// (reported as fixed). Returns the bots another host adopted first (counted as held
+/// elsewhere, not checked here).
+fn adopt_legacy(
+    store: &dyn BotRepository,
+    rows: &[botmaker_domain::Bot],
+    dirs_here: &BTreeSet<BotId>,
+    here: SecretsRootId,
+    report: &mut DoctorReport,
+) -> BTreeSet<BotId> {
+    let mut lost = BTreeSet::new();
+    for bot in rows
+        .iter()
+        .filter(|b| b.secrets_root.is_none() && dirs_here.contains(&b.id))
+    {
+        let subject = format!("{} ({})", bot.name, bot.id);
+        match store.adopt_secrets_root(&bot.id, &here) {
+            Ok(stored) if stored.secrets_root == Some(here) => report.push(
+                FindingKind::Database,
+                subject,
+                format!(
+                    "no secrets root was recorded (registered before schema V3); recorded \
+                     this one ({here}), which holds its directory"
+                ),
+                true,
+            ),
+            // Another host adopted it meanwhile: its directory here is a stale copy
+            // (reported by the next run), and it is not checked here.
+            Ok(_) => {
+                lost.insert(bot.id);
+                report.held_elsewhere += 1;
+                report.bots_checked -= 1;
+            }
+            Err(e) => report.push(FindingKind::Database, subject, e.to_string(), false),
+        }
+    }
+    lost
 }

@@ -1,4 +1,6 @@
-use botmaker_domain::{BotId, DomainError, RepoError};
+use std::path::PathBuf;
+
+use botmaker_domain::{BotId, BotName, DomainError, RepoError, SecretsRootId};
 
 /// Why a facade operation failed: the error of the layer that failed, or one of the
 /// few that only the facade can see.
@@ -55,6 +57,26 @@ pub enum Error {
         /// The id.
         id: BotId,
     },
+    /// The registry places the bot's secrets in another secrets root (another host
+    /// sharing the registry): nothing was read, written or deleted, here or in the
+    /// registry. Run the operation on the host whose secrets root is `held_by`.
+    #[error(
+        "bot \"{name}\" ({id}): its secrets are held by secrets root {held_by}, not by this \
+         host's root {here} at {path}; run this on the host whose secrets root is {held_by}",
+        path = path.display()
+    )]
+    SecretsElsewhere {
+        /// The bot's id.
+        id: BotId,
+        /// The bot's name.
+        name: BotName,
+        /// The secrets root the registry records for the bot.
+        held_by: SecretsRootId,
+        /// This host's secrets root.
+        here: SecretsRootId,
+        /// Where this host's secrets root is.
+        path: PathBuf,
+    },
     /// The async runtime shut down before an operation of `botmaker::aio` (feature `tokio`) could
     /// start on its blocking pool: it did not run at all and changed nothing.
     #[error("the async runtime shut down before the operation started; nothing was changed")]
@@ -87,6 +109,7 @@ impl Error {
             Self::Config(_)
             | Self::Unsupported { .. }
             | Self::OrphanSecrets { .. }
+            | Self::SecretsElsewhere { .. }
             | Self::Compensation { .. }
             | Self::RuntimeShutDown => false,
             #[cfg(feature = "backup")]

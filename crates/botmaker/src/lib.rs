@@ -43,7 +43,7 @@ pub use error::Error;
 pub use migrate::migrate_hint;
 #[cfg(feature = "postgres")]
 pub use migrate::postgres_migrate_hint;
-pub use migrate::{MigrationReport, MigrationStatus, migrate, migration_status};
+pub use migrate::{MigrationReport, MigrationStatus, SchemaReport, migrate, migration_status};
 pub use registry::RegistryOptions;
 
 /// Result with the facade's [`Error`].

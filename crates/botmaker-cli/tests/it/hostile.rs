@@ -246,9 +246,10 @@ fn hostile_input_through_every_subcommand_is_refused_cleanly() {
         ["cwd", "data", "outside", "secrets"]
     );
     for entry in entries(&env.secrets()) {
-        // Bot directories, and the advisory lock of create and delete.
+        // Bot directories, the advisory lock of create and delete, the root's id.
         assert!(
             entry == ".lock"
+                || entry == ".root-id"
                 || entry.len() == 36 && entry.chars().all(|c| c.is_ascii_hexdigit() || c == '-'),
             "{entry:?}"
         );

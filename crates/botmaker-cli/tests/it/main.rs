@@ -12,6 +12,7 @@ mod errors;
 mod hostile;
 mod logging;
 mod owner;
+mod placement;
 mod postgres;
 mod repair_race;
 mod session;

@@ -103,15 +103,20 @@ fn bot_create_secret_set_and_doctor_with_an_owner_are_healthy() {
             "{given:?}"
         );
         let found = owners(&env.secrets());
-        // The lock file, the bot directory and its three secrets.
-        assert_eq!(found.len(), 5, "{given:?}: {found:?}");
+        // The lock file, the root's id file, the bot directory and its three secrets.
+        assert_eq!(found.len(), 6, "{given:?}: {found:?}");
         for (path, owner) in &found {
             assert_eq!(*owner, (65534, 65534), "{given:?}: {path}");
         }
         for args in [&["doctor"][..], &["doctor", "--fix"]] {
             let report = given.run(&env, args);
             assert!(
-                report.ok().starts_with("healthy"),
+                report.ok().starts_with("secrets root: ")
+                    && report
+                        .stdout
+                        .lines()
+                        .nth(1)
+                        .is_some_and(|l| l.starts_with("healthy")),
                 "{given:?} {args:?}: {}",
                 report.stdout
             );

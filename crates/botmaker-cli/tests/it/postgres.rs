@@ -92,6 +92,11 @@ fn transcript(env: &Env) -> String {
             run.stderr,
             run.code
         );
+        // Each installation's secrets root has an id of its own, made at its first open.
+        let text = match std::fs::read_to_string(env.secrets().join(".root-id")) {
+            Ok(root) => text.replace(root.trim_end(), "<root>"),
+            Err(_) => text,
+        };
         out.push_str(&normalize(&text, id.as_deref()));
     }
     out
@@ -193,7 +198,7 @@ fn migrate_status_on_postgres_lists_applied_and_pending_migrations() {
     );
     let applied = env.run(&["migrate"]);
     assert!(
-        applied.ok().contains("applied V1__") && applied.stdout.contains("schema version 0 -> 2"),
+        applied.ok().contains("applied V1__") && applied.stdout.contains("schema version 0 -> 3"),
         "{}",
         applied.stdout
     );
@@ -201,6 +206,7 @@ fn migrate_status_on_postgres_lists_applied_and_pending_migrations() {
     assert!(
         after.ok().contains("applied V1__")
             && after.stdout.contains("applied V2__")
+            && after.stdout.contains("applied V3__bots_secrets_root")
             && after.stdout.contains("state: up to date")
             && !after.stdout.contains("pending V"),
         "{}",

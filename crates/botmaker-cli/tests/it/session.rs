@@ -188,6 +188,7 @@ fn bot_commands_and_json_shapes() {
             "id",
             "model",
             "name",
+            "secrets_root",
             "status",
             "updated_at"
         ]

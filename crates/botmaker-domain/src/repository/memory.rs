@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{BotRepository, Clock, PageCursor, RepoError};
-use crate::{Bot, BotId, BotName, BotRef, BotStatus, ContainerId, NewBot};
+use crate::{Bot, BotId, BotName, BotRef, BotStatus, ContainerId, NewBot, SecretsRootId};
 
 /// An in-memory bot registry behind one [`Mutex`]. Nothing is persisted.
 ///
@@ -200,6 +200,20 @@ impl BotRepository for MemoryRepository {
                 let bot = state.by_id.get_mut(id).ok_or_else(|| not_found(id))?;
                 bot.container_id = container.cloned();
                 bot.updated_at = now;
+                Ok(bot.clone())
+            },
+        )
+    }
+
+    fn adopt_secrets_root(&self, id: &BotId, root: &SecretsRootId) -> Result<Bot, RepoError> {
+        crate::observe::run(
+            crate::op_span!("adopt_secrets_root", BACKEND, bot_id = id),
+            || {
+                let mut state = self.state();
+                let bot = state.by_id.get_mut(id).ok_or_else(|| not_found(id))?;
+                if bot.secrets_root.is_none() {
+                    bot.secrets_root = Some(*root);
+                }
                 Ok(bot.clone())
             },
         )

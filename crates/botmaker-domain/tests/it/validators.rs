@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use botmaker_domain::{
     AiProvider, BotId, BotName, BotStatus, ChannelType, ContainerId, DomainError, ModelName,
-    SecretName, Timestamp,
+    SecretName, SecretsRootId, Timestamp,
 };
 use botmaker_testkit::names::{accept_rate, near_valid, oracle, uuid_shaped};
 use proptest::prelude::*;
@@ -194,6 +194,28 @@ proptest! {
         }
     }
 
+    /// Near-valid inputs (one bad byte, a wrong length, uppercase digits) get the
+    /// oracle's verdict; accepted ones are one path component and render as given.
+    #[test]
+    fn secrets_root_ids_get_the_oracles_verdict(s in prop_oneof![
+        near_valid("0-9a-fA-F-", SecretsRootId::LEN),
+        uuid_shaped(),
+    ]) {
+        match SecretsRootId::parse(&s) {
+            Ok(id) => {
+                prop_assert!(oracle::secrets_root_id(&s), "accepted: {:?}", s);
+                prop_assert!(is_one_plain_component(&s));
+                prop_assert_eq!(id.to_string(), s.clone());
+                check_roundtrip::<SecretsRootId>(&s);
+            }
+            Err(e) => {
+                prop_assert!(!oracle::secrets_root_id(&s), "refused: {:?} ({})", s, e);
+                prop_assert!(matches!(e, DomainError::InvalidSecretsRootId { .. }), "{}", e);
+                prop_assert!(e.to_string().contains("secrets root id"), "{}", e);
+            }
+        }
+    }
+
     #[test]
     fn model_names_get_the_oracles_verdict(s in near_valid("A-Za-z0-9._:/@+-", ModelName::MAX_LEN)) {
         match ModelName::parse(&s) {
@@ -237,6 +259,7 @@ proptest! {
         if let Ok(v) = ChannelType::parse(&s) { prop_assert_eq!(v.to_string(), s.clone()); }
         if let Ok(v) = BotStatus::parse(&s) { prop_assert_eq!(v.to_string(), s.clone()); }
         if let Ok(v) = Timestamp::parse(&s) { prop_assert_eq!(v.to_string(), s.clone()); }
+        if let Ok(v) = SecretsRootId::parse(&s) { prop_assert_eq!(v.to_string(), s.clone()); }
     }
 
     #[test]
@@ -310,7 +333,7 @@ fn every_pair_of_statuses_is_judged_by_the_table() {
 #[test]
 fn near_valid_strategies_draw_both_verdicts() {
     type Case = (&'static str, BoxedStrategy<String>, fn(&str) -> bool);
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         (
             "bot name",
             near_valid("a-z0-9-", BotName::MAX_LEN),
@@ -325,6 +348,11 @@ fn near_valid_strategies_draw_both_verdicts() {
             "bot id",
             near_valid("0-9a-fA-F-", BotId::LEN),
             oracle::bot_id,
+        ),
+        (
+            "secrets root id",
+            prop_oneof![near_valid("0-9a-fA-F-", SecretsRootId::LEN), uuid_shaped()].boxed(),
+            oracle::secrets_root_id,
         ),
         (
             "model name",

@@ -57,18 +57,19 @@ fn migrate_applies_every_migration_once_and_reports_it() {
     assert_eq!(report.applied, shipped_migrations());
     assert_eq!(
         report.to_string(),
-        "applied V1__create_bots\napplied V2__bots_checks_without_in_lists\nschema version 0 -> 2\n"
+        "applied V1__create_bots\napplied V2__bots_checks_without_in_lists\n\
+         applied V3__bots_secrets_root\nschema version 0 -> 3\n"
     );
     assert!(!report.database.is_empty());
 
     let again = migrate(&url).unwrap();
     assert!(again.was_up_to_date());
-    assert_eq!(again.to_string(), "up to date (schema version 2)\n");
+    assert_eq!(again.to_string(), "up to date (schema version 3)\n");
 
     let status = migration_status(&url).unwrap();
     assert_eq!(status.state, SchemaState::UpToDate);
     assert_eq!(status.db_version, LATEST_VERSION);
-    assert_eq!(status.applied.len(), 2);
+    assert_eq!(status.applied.len(), 3);
     assert!(status.pending.is_empty());
     let text = status.to_string();
     assert!(
@@ -76,7 +77,8 @@ fn migrate_applies_every_migration_once_and_reports_it() {
         "{text}"
     );
     assert!(
-        text.contains("applied V2__bots_checks_without_in_lists ("),
+        text.contains("applied V2__bots_checks_without_in_lists (")
+            && text.contains("applied V3__bots_secrets_root ("),
         "{text}"
     );
 }
@@ -91,7 +93,7 @@ fn openers_never_migrate() {
             db, code, pending, ..
         } => {
             assert_eq!((*db, *code), (0, LATEST_VERSION));
-            assert_eq!(pending.len(), 2);
+            assert_eq!(pending.len(), 3);
         }
         other => panic!("{other:?}"),
     }
@@ -115,14 +117,14 @@ fn add_history_row(db: &TestDatabase, version: i32, checksum: &str) {
 #[test]
 fn a_schema_newer_than_the_code_is_refused_and_left_untouched() {
     let (db, url) = migrated_db("toonew");
-    add_history_row(&db, 3, "12345");
+    add_history_row(&db, 4, "12345");
     let before = snapshot(&db);
     for e in [
         migrate(&url).unwrap_err(),
         PgStore::open(&url, PgOptions::default()).unwrap_err(),
     ] {
         assert!(
-            matches!(e, PgError::SchemaTooNew { db: 3, code: 2, .. }),
+            matches!(e, PgError::SchemaTooNew { db: 4, code: 3, .. }),
             "{e:?}"
         );
         assert!(e.to_string().contains("upgrade botmaker"), "{e}");
@@ -220,7 +222,7 @@ fn migrate_waits_for_the_advisory_lock() {
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK_KEY])
         .unwrap();
     let report = migrating.join().unwrap().unwrap();
-    assert_eq!(report.applied.len(), 2);
+    assert_eq!(report.applied.len(), 3);
     // Released: the lock is free again.
     let free: bool = holder
         .query_one("SELECT pg_try_advisory_lock($1)", &[&MIGRATE_LOCK_KEY])
@@ -247,7 +249,7 @@ fn migrators_at_once_apply_each_migration_once() {
     let mut applied: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     applied.sort_unstable();
     let mut expected = vec![0; MIGRATORS - 1];
-    expected.push(2);
+    expected.push(3);
     assert_eq!(applied, expected);
 }
 
@@ -340,4 +342,127 @@ fn urls_of_other_schemes_are_refused_by_name() {
     assert!(matches!(e, PgError::UnsupportedScheme { .. }));
     assert!(e.to_string().contains("mysql"), "{e}");
     assert!(!e.to_string().contains("hunter2"), "{e}");
+}
+
+/// V3 on a registry that the release before secrets placement left: V1 and V2
+/// applied by refinery from the shipped files, bots with every provider, channel and
+/// status in it. `migrate` applies V3 only; every row keeps every value and gets a NULL
+/// `secrets_root` (legacy), which `adopt_secrets_root` then sets once.
+#[test]
+fn a_v2_registry_holding_bots_migrates_to_v3_and_its_bots_can_be_adopted() {
+    use botmaker_domain::{Bot, BotRepository as _, SecretsRootId};
+
+    let (db, url) = v2_registry_with_bots();
+    let mut client = db.client();
+    let rows = |client: &mut postgres::Client| -> Vec<String> {
+        client
+            .query(
+                "SELECT concat_ws('|', id, name, ai_provider, model, channel_type, \
+                 coalesce(container_id, '<null>'), status, created_at::text, updated_at::text) \
+                 FROM bots ORDER BY id",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let before = rows(&mut client);
+    assert_eq!(before.len(), 6 * 6 * 6);
+
+    match PgStore::open(&url, PgOptions::default()).unwrap_err() {
+        PgError::MigrationsPending {
+            db, code, pending, ..
+        } => {
+            assert_eq!((db, code), (2, 3));
+            assert_eq!(pending.len(), 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    let report = migrate(&url).unwrap();
+    assert_eq!((report.from_version, report.to_version), (2, 3));
+    assert_eq!(report.applied.len(), 1);
+    assert_eq!(rows(&mut client), before, "every row, value for value");
+    let nulls: i64 = client
+        .query_one("SELECT count(*) FROM bots WHERE secrets_root IS NULL", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(usize::try_from(nulls).unwrap(), before.len());
+    // The column's CHECK: canonical lowercase ids only.
+    for bad in ["ABCDEFAB-1B2C-4D3E-8F40-112233445566", "short"] {
+        let err = client
+            .execute("UPDATE bots SET secrets_root = $1", &[&bad])
+            .unwrap_err();
+        assert_eq!(
+            err.as_db_error().and_then(|d| d.constraint()),
+            Some("bots_secrets_root_check"),
+            "{bad}: {err}"
+        );
+    }
+
+    let store = PgStore::open(&url, PgOptions::default()).unwrap();
+    assert_eq!(store.consistency_check().unwrap(), Vec::<String>::new());
+    let listed = store.list(None).unwrap();
+    assert_eq!(listed.len(), before.len());
+    assert!(listed.iter().all(|b| b.secrets_root.is_none()));
+    let (here, there) = (SecretsRootId::generate(), SecretsRootId::generate());
+    let bot = &listed[0];
+    let adopted = store.adopt_secrets_root(&bot.id, &here).unwrap();
+    assert_eq!(
+        adopted,
+        Bot {
+            secrets_root: Some(here),
+            ..bot.clone()
+        },
+        "adopting sets the root and nothing else (not updated_at)"
+    );
+    assert_eq!(store.adopt_secrets_root(&bot.id, &there).unwrap(), adopted);
+    assert_eq!(store.get(&bot.id).unwrap(), adopted);
+    assert_eq!(rows(&mut client), before);
+}
+
+/// A registry as the release before V3 left it: V1 and V2 applied by refinery from the
+/// shipped files, and a bot with every provider, channel and status.
+fn v2_registry_with_bots() -> (TestDatabase, DatabaseUrl) {
+    use refinery::{Migration, Runner};
+
+    const V1_SQL: &str = include_str!("../../migrations/V1__create_bots.sql");
+    const V2_SQL: &str = include_str!("../../migrations/V2__bots_checks_without_in_lists.sql");
+    let (db, url) = empty_db("v2to3");
+    let mut client = db.client();
+    Runner::new(&[
+        Migration::unapplied("V1__create_bots", V1_SQL).unwrap(),
+        Migration::unapplied("V2__bots_checks_without_in_lists", V2_SQL).unwrap(),
+    ])
+    .run(&mut client)
+    .unwrap();
+    let mut k = 0i64;
+    for provider in AiProvider::ALL {
+        for channel in ChannelType::ALL {
+            for status in BotStatus::ALL {
+                k += 1;
+                let container = (k % 2 == 0).then(|| format!("container-{k}"));
+                client
+                    .execute(
+                        "INSERT INTO bots (id, name, ai_provider, model, channel_type, \
+                         container_id, status, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        &[
+                            &format!("00000000-0000-4000-8000-{k:012}"),
+                            &format!("bot-{k}"),
+                            &provider.as_str(),
+                            &format!("model-{}", k % 5),
+                            &channel.as_str(),
+                            &container,
+                            &status.as_str(),
+                            &(k * 1_000_003),
+                            &(k * 1_000_003 + k),
+                        ],
+                    )
+                    .unwrap();
+            }
+        }
+    }
+    drop(client);
+    (db, url)
 }

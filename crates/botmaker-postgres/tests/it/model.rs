@@ -27,5 +27,5 @@ fn the_postgres_store_behaves_like_the_model() {
         .borrow_mut()
         .query("SELECT count(*) FROM refinery_schema_history", &[])
         .unwrap();
-    assert_eq!(rows[0].get::<_, i64>(0), 2);
+    assert_eq!(rows[0].get::<_, i64>(0), 3);
 }

@@ -364,7 +364,7 @@ fn sweeping_trash_never_follows_links_inside() {
 
     fx.reopen();
     assert_eq!(fx.store.swept(), 2);
-    assert_eq!(entries(&fx.root), [bot.to_string()]);
+    assert_eq!(entries(&fx.root), [".root-id".to_owned(), bot.to_string()]);
     assert_eq!(entries(&fx.bot_dir(&bot)), ["ai_api_key"]);
     canary.check();
 }

@@ -160,7 +160,11 @@ fn delete_bot_removes_everything_and_reports_missing_bots() {
     std::fs::create_dir(fx.bot_dir(&bot).join("junk_dir")).unwrap();
     std::fs::write(fx.bot_dir(&bot).join("junk_dir").join("f"), b"").unwrap();
     fx.store.delete_bot(&bot).unwrap();
-    assert!(entries(&fx.root).is_empty());
+    assert_eq!(
+        entries(&fx.root),
+        [".root-id"],
+        "only the root's id is left"
+    );
     let err = fx.store.delete_bot(&bot).unwrap_err();
     assert!(
         matches!(err, botmaker_secrets::SecretsError::BotNotFound { .. }),

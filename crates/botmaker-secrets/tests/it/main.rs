@@ -25,4 +25,5 @@ mod policy;
 mod read_many;
 mod redaction;
 mod replace;
+mod root_id;
 mod zeroize;

@@ -69,6 +69,16 @@ fn configured_owner_is_applied_with_fchown() {
     let err = SecretsStore::open(&fx.root).unwrap_err();
     assert!(matches!(err, SecretsError::InsecureRoot { .. }), "{err}");
     std::os::unix::fs::chown(&fx.root, Some(0), Some(0)).unwrap();
+    // The root's id file, like the root, was handed to the owner: also refused, and
+    // left as it is, until it is handed back.
+    let id_file = fx.root.join(".root-id");
+    assert_eq!(std::fs::symlink_metadata(&id_file).unwrap().uid(), 65534);
+    let err = SecretsStore::open(&fx.root).unwrap_err();
+    assert!(
+        matches!(&err, SecretsError::WrongOwner { path, uid: 65534, expected: 0 } if *path == id_file),
+        "{err}"
+    );
+    std::os::unix::fs::chown(&id_file, Some(0), Some(0)).unwrap();
     let plain = SecretsStore::open(&fx.root).unwrap();
     let err = plain.read(&bot, &name("ai_api_key")).unwrap_err();
     assert!(
@@ -252,7 +262,15 @@ fn check_umask(umask: &str) {
         assert_eq!(mode(&dir.join(n)), 0o600, "{n} under umask {umask}");
         assert_eq!(uid(&dir.join(n)), euid());
     }
+    // The root's id file, made by the child's first open, is 0600 too.
+    let id_file = root.join(".root-id");
+    assert_eq!(mode(&id_file), 0o600, "id file under umask {umask}");
+    assert_eq!(uid(&id_file), euid());
     let store = SecretsStore::open(&root).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&id_file).unwrap(),
+        format!("{}\n", store.root_id())
+    );
     let bot = "0192f5a4-1b2c-7d3e-8f40-112233445566".parse().unwrap();
     assert_eq!(
         store.read(&bot, &name("ai_api_key")).unwrap().expose(),
@@ -465,7 +483,10 @@ fn check_nobody(umask: &str, layout: &str) {
     }
     // Nothing left behind: no temporary file, no trash, no orphan directory.
     assert_eq!(crate::common::entries(&a), ["ai_api_key", "channel_token"]);
-    assert_eq!(crate::common::entries(&root), [".quarantine", BOT_A]);
+    assert_eq!(
+        crate::common::entries(&root),
+        [".quarantine", ".root-id", BOT_A]
+    );
     let q = crate::common::entries(&root.join(".quarantine"));
     assert_eq!(q.len(), 1, "{q:?}");
     assert!(q[0].starts_with(BOT_C), "{q:?}");
@@ -579,7 +600,18 @@ fn check_no_proc(umask: &str, layout: &str) {
             tmp.path()
         };
         let left = crate::common::entries(dir);
-        assert!(left.is_empty(), "a refused {layout} left {left:?} behind");
+        if layout == "existing root" {
+            // The existing root opened (its id file made 0600 with fchmod, whatever
+            // the umask); only the bot directory could not be made usable.
+            assert_eq!(
+                left,
+                [".root-id"],
+                "a refused {layout} left {left:?} behind"
+            );
+            assert_eq!(mode(&root.join(".root-id")), 0o600);
+        } else {
+            assert!(left.is_empty(), "a refused {layout} left {left:?} behind");
+        }
     } else {
         assert!(stdout.contains("works"), "{stdout}");
         assert_eq!(mode(&root.join(BOT_A).join("ai_api_key")), 0o600);

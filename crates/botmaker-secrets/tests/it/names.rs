@@ -69,7 +69,7 @@ fn corpus_is_refused_by_both_parsers() {
 
 fn assert_lands_beneath(fx: &Fixture, bot: &BotId, name: &SecretName) {
     fx.store.write(bot, name, b"v").unwrap();
-    assert_eq!(entries(&fx.root), [bot.to_string()]);
+    assert_eq!(entries(&fx.root), [".root-id".to_owned(), bot.to_string()]);
     let dir = fx.bot_dir(bot);
     assert!(entries(&dir).contains(&name.as_str().to_owned()));
     let meta = std::fs::symlink_metadata(dir.join(name.as_str())).unwrap();

@@ -21,7 +21,7 @@ fn a_missing_secret_is_not_found_and_nothing_is_created() {
         "{err}"
     );
     assert!(!err.is_retryable());
-    assert!(entries(&fx.root).is_empty());
+    assert_eq!(entries(&fx.root), [".root-id"], "no bot directory is made");
 
     // A bot directory without that secret: nothing is written in it.
     fx.store.write(&bot, &name("channel_token"), b"t").unwrap();

@@ -62,14 +62,14 @@ fn rows_this_code_cannot_decode_are_corruption() {
     other
         .execute(
             "INSERT INTO bots VALUES (?1, 'bad-status', 'openai', 'm', 'slack', NULL, \
-             'exploded', 1, 1)",
+             'exploded', 1, 1, NULL)",
             [bad_status.to_string()],
         )
         .unwrap();
     other
         .execute(
             "INSERT INTO bots VALUES ('zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz', 'bad-id', \
-             'openai', 'm', 'slack', NULL, 'created', 2, 2)",
+             'openai', 'm', 'slack', NULL, 'created', 2, 2, NULL)",
             [],
         )
         .unwrap();
@@ -77,8 +77,16 @@ fn rows_this_code_cannot_decode_are_corruption() {
     other
         .execute(
             "INSERT INTO bots VALUES (?1, 'bad-time', 'openai', 'm', 'slack', NULL, \
-             'created', 9223372036854775807, 3)",
+             'created', 9223372036854775807, 3, NULL)",
             [bad_time.to_string()],
+        )
+        .unwrap();
+    let bad_root = id(3);
+    other
+        .execute(
+            "INSERT INTO bots VALUES (?1, 'bad-root', 'openai', 'm', 'slack', NULL, \
+             'created', 4, 4, 'NOT-A-ROOT')",
+            [bad_root.to_string()],
         )
         .unwrap();
     drop(other);
@@ -95,6 +103,7 @@ fn rows_this_code_cannot_decode_are_corruption() {
         "zzzzzzzz",
     );
     corrupt(store.get(&bad_time).map(|_| ()), "9223372036854775807");
+    corrupt(store.get(&bad_root).map(|_| ()), "NOT-A-ROOT");
     corrupt(store.list(None).map(|_| ()), "");
     corrupt(
         store.set_status(&bad_status, BotStatus::Failed).map(|_| ()),

@@ -17,6 +17,7 @@ use crate::support::{bytes, dir_entries, migrated_db, wal_connection};
 
 const V1_SQL: &str = include_str!("../../migrations/V1__create_bots.sql");
 const V2_SQL: &str = include_str!("../../migrations/V2__bots_checks_without_in_lists.sql");
+const V3_SQL: &str = include_str!("../../migrations/V3__bots_secrets_root.sql");
 
 /// Every shipped migration: file name, refinery checksum, byte length.
 /// Shipped migrations never change; add a new one.
@@ -27,6 +28,7 @@ const SHIPPED: &[(&str, u64, usize)] = &[
         9_664_004_282_047_742_592,
         2806,
     ),
+    ("V3__bots_secrets_root.sql", 16_318_361_090_585_274_086, 621),
 ];
 
 #[test]
@@ -85,6 +87,7 @@ fn a_fresh_migrate_creates_the_database_in_wal_mode() {
     assert_eq!(report.applied, shipped_migrations());
     assert_eq!(report.applied[0].name, "create_bots");
     assert_eq!(report.applied[1].name, "bots_checks_without_in_lists");
+    assert_eq!(report.applied[2].name, "bots_secrets_root");
     assert_eq!(
         (report.from_version, report.to_version),
         (0, LATEST_VERSION)
@@ -94,8 +97,10 @@ fn a_fresh_migrate_creates_the_database_in_wal_mode() {
     assert_eq!(report.path, path);
     let shown = report.to_string();
     assert!(
-        shown.starts_with("applied V1__create_bots\napplied V2__bots_checks_without_in_lists\n")
-            && shown.ends_with("schema version 0 -> 2\n"),
+        shown.starts_with(
+            "applied V1__create_bots\napplied V2__bots_checks_without_in_lists\n\
+             applied V3__bots_secrets_root\n"
+        ) && shown.ends_with("schema version 0 -> 3\n"),
         "{shown}"
     );
 
@@ -104,7 +109,8 @@ fn a_fresh_migrate_creates_the_database_in_wal_mode() {
         history(&path),
         vec![
             (1, "create_bots".to_owned()),
-            (2, "bots_checks_without_in_lists".to_owned())
+            (2, "bots_checks_without_in_lists".to_owned()),
+            (3, "bots_secrets_root".to_owned())
         ]
     );
     // Modes are set explicitly, whatever the umask: nothing for group or others.
@@ -160,7 +166,8 @@ fn status_reports_without_touching_the_file() {
     assert!(
         shown.contains("missing")
             && shown.contains("pending V1__create_bots\n")
-            && shown.contains("pending V2__bots_checks_without_in_lists\n"),
+            && shown.contains("pending V2__bots_checks_without_in_lists\n")
+            && shown.contains("pending V3__bots_secrets_root\n"),
         "{shown}"
     );
     assert_eq!(dir_entries(dir.path()), Vec::<String>::new());
@@ -187,14 +194,15 @@ fn status_reports_without_touching_the_file() {
     assert_eq!(bytes(&path), before);
 }
 
-/// A database as newer code would leave it: V1, V2 and a V3 this code does not know.
+/// A database as newer code would leave it: V1 to V3 and a V4 this code does not know.
 fn too_new_db() -> (tempfile::TempDir, std::path::PathBuf) {
     let (dir, path) = migrated_db();
     let mut conn = Connection::open(&path).unwrap();
     Runner::new(&[
         Migration::unapplied("V1__create_bots", V1_SQL).unwrap(),
         Migration::unapplied("V2__bots_checks_without_in_lists", V2_SQL).unwrap(),
-        Migration::unapplied("V3__add_future", "CREATE TABLE future (x INTEGER) STRICT;").unwrap(),
+        Migration::unapplied("V3__bots_secrets_root", V3_SQL).unwrap(),
+        Migration::unapplied("V4__add_future", "CREATE TABLE future (x INTEGER) STRICT;").unwrap(),
     ])
     .run(&mut conn)
     .unwrap();
@@ -217,24 +225,24 @@ fn a_newer_schema_is_refused_and_left_untouched() {
 
     let err = SqliteStore::open(&path).unwrap_err();
     assert!(
-        matches!(err, StoreError::SchemaTooNew { db: 3, code: 2, .. }),
+        matches!(err, StoreError::SchemaTooNew { db: 4, code: 3, .. }),
         "{err:?}"
     );
     let message = err.to_string();
     assert!(
-        message.contains("version 3") && message.contains("version 2"),
+        message.contains("version 4") && message.contains("version 3"),
         "{message}"
     );
     assert!(message.contains(&path.display().to_string()), "{message}");
 
     let err = migrate(&path).unwrap_err();
     assert!(
-        matches!(err, StoreError::SchemaTooNew { db: 3, code: 2, .. }),
+        matches!(err, StoreError::SchemaTooNew { db: 4, code: 3, .. }),
         "{err:?}"
     );
     let status = migration_status(&path).unwrap();
     assert_eq!(status.state, SchemaState::TooNew);
-    assert_eq!(status.db_version, 3);
+    assert_eq!(status.db_version, 4);
 
     assert_eq!(bytes(&path), before, "the database is untouched");
     // Not even the -wal/-shm companions of a WAL database appear.
@@ -559,6 +567,7 @@ fn a_database_still_in_its_wal_is_a_database() {
     Runner::new(&[
         Migration::unapplied("V1__create_bots", V1_SQL).unwrap(),
         Migration::unapplied("V2__bots_checks_without_in_lists", V2_SQL).unwrap(),
+        Migration::unapplied("V3__bots_secrets_root", V3_SQL).unwrap(),
     ])
     .run(&mut conn)
     .unwrap();
@@ -611,13 +620,23 @@ fn raw_rows(path: &Path) -> Vec<Vec<rusqlite::types::Value>> {
 /// provider, channel and status, with and without a container, and timestamps at the
 /// edges of their range.
 fn v1_db_with_bots() -> (tempfile::TempDir, std::path::PathBuf) {
+    db_with_bots(&[Migration::unapplied("V1__create_bots", V1_SQL).unwrap()])
+}
+
+/// [`v1_db_with_bots`], at V2: as the release before secrets placement left it.
+fn v2_db_with_bots() -> (tempfile::TempDir, std::path::PathBuf) {
+    db_with_bots(&[
+        Migration::unapplied("V1__create_bots", V1_SQL).unwrap(),
+        Migration::unapplied("V2__bots_checks_without_in_lists", V2_SQL).unwrap(),
+    ])
+}
+
+fn db_with_bots(migrations: &[Migration]) -> (tempfile::TempDir, std::path::PathBuf) {
     use botmaker_domain::{AiProvider, BotStatus, ChannelType};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("botmaker.db");
     let mut conn = wal_connection(&path);
-    Runner::new(&[Migration::unapplied("V1__create_bots", V1_SQL).unwrap()])
-        .run(&mut conn)
-        .unwrap();
+    Runner::new(migrations).run(&mut conn).unwrap();
     let mut k = 0u32;
     for provider in AiProvider::ALL {
         for channel in ChannelType::ALL {
@@ -726,26 +745,27 @@ fn assert_v2_constraints(conn: &Connection) {
 }
 
 #[test]
-fn a_v1_database_holding_bots_migrates_to_v2_with_every_row_and_constraint_kept() {
+fn a_v1_database_holding_bots_migrates_to_v3_with_every_row_and_constraint_kept() {
     use botmaker_domain::{BotRepository, BotStatus};
 
     let (_dir, path) = v1_db_with_bots();
     let before = raw_rows(&path);
     assert_eq!(before.len(), 6 * 6 * 6);
 
-    // Openers refuse it and leave it alone; `migrate` applies V2 only.
+    // Openers refuse it and leave it alone; `migrate` applies V2 and V3 only.
     let bytes_before = bytes(&path);
     let err = SqliteStore::open(&path).unwrap_err();
     assert!(
-        matches!(&err, StoreError::MigrationsPending { db: 1, code: 2, pending, .. }
-            if pending.len() == 1 && pending[0].version == 2),
+        matches!(&err, StoreError::MigrationsPending { db: 1, code: 3, pending, .. }
+            if pending.len() == 2 && pending[0].version == 2),
         "{err:?}"
     );
     assert_eq!(bytes(&path), bytes_before);
     let report = migrate(&path).unwrap();
-    assert_eq!((report.from_version, report.to_version), (1, 2));
-    assert_eq!(report.applied.len(), 1);
+    assert_eq!((report.from_version, report.to_version), (1, 3));
+    assert_eq!(report.applied.len(), 2);
     assert_eq!(report.applied[0].name, "bots_checks_without_in_lists");
+    assert_eq!(report.applied[1].name, "bots_secrets_root");
 
     // Every row, byte for byte and type for type.
     assert_eq!(raw_rows(&path), before);
@@ -806,6 +826,79 @@ fn a_v1_database_holding_bots_migrates_to_v2_with_every_row_and_constraint_kept(
         .unwrap();
     let started = store.set_status(&created.id, BotStatus::Starting).unwrap();
     assert_eq!(store.get(&created.id).unwrap(), started);
+}
+
+/// V3 adds `secrets_root` in place: every row keeps every value and gets NULL
+/// (legacy), the store reads them, and adopting sets a root once and only once.
+#[test]
+fn a_v2_database_holding_bots_migrates_to_v3_and_its_bots_can_be_adopted() {
+    use botmaker_domain::SecretsRootId;
+
+    let (_dir, path) = v2_db_with_bots();
+    let before = raw_rows(&path);
+    assert_eq!(before.len(), 6 * 6 * 6);
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::MigrationsPending { db: 2, code: 3, pending, .. }
+            if pending.len() == 1 && pending[0].version == 3),
+        "{err:?}"
+    );
+    let report = migrate(&path).unwrap();
+    assert_eq!((report.from_version, report.to_version), (2, 3));
+    assert_eq!(report.applied.len(), 1);
+    assert_eq!(raw_rows(&path), before, "every row, byte for byte");
+
+    let conn = Connection::open(&path).unwrap();
+    let nulls: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM bots WHERE secrets_root IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(usize::try_from(nulls).unwrap(), before.len());
+    // The column's CHECK: canonical lowercase ids only.
+    for bad in ["ABCDEFAB-1B2C-4D3E-8F40-112233445566", "short"] {
+        let err = conn
+            .execute("UPDATE bots SET secrets_root = ?1", [bad])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("CHECK constraint failed"),
+            "{bad}: {err}"
+        );
+    }
+    assert_v2_constraints(&conn);
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), Vec::<String>::new());
+    let listed = store.list(None).unwrap();
+    assert_eq!(listed.len(), before.len());
+    assert!(listed.iter().all(|b| b.secrets_root.is_none()));
+    let (here, there) = (SecretsRootId::generate(), SecretsRootId::generate());
+    let bot = &listed[0];
+    let adopted = store.adopt_secrets_root(&bot.id, &here).unwrap();
+    assert_eq!(adopted.secrets_root, Some(here));
+    assert_eq!(
+        adopted.updated_at, bot.updated_at,
+        "adopting is not a change"
+    );
+    assert_eq!(
+        adopted,
+        botmaker_domain::Bot {
+            secrets_root: Some(here),
+            ..bot.clone()
+        }
+    );
+    let again = store.adopt_secrets_root(&bot.id, &there).unwrap();
+    assert_eq!(again, adopted, "a recorded root never changes");
+    assert_eq!(store.get(&bot.id).unwrap(), adopted);
+    drop(store);
+    assert_eq!(
+        raw_rows(&path),
+        before,
+        "the other columns are untouched by adopting"
+    );
 }
 
 /// A restore switches its copy to WAL before linking it (`switch_to_wal`): after it

@@ -52,7 +52,8 @@ fn untouched<T>(dir: &Path, what: &str, f: impl FnOnce() -> T) -> T {
 }
 
 /// A migration newer than this code's newest.
-const V3_FUTURE: &str = "CREATE TABLE future (x INTEGER) STRICT;";
+const V3_SQL: &str = include_str!("../../migrations/V3__bots_secrets_root.sql");
+const V4_FUTURE: &str = "CREATE TABLE future (x INTEGER) STRICT;";
 
 fn run(conn: &mut Connection, migrations: &[(&str, &str)]) {
     let migrations: Vec<Migration> = migrations
@@ -68,7 +69,8 @@ fn too_new(conn: &mut Connection) {
         &[
             ("V1__create_bots", V1_SQL),
             ("V2__bots_checks_without_in_lists", V2_SQL),
-            ("V3__add_future", V3_FUTURE),
+            ("V3__bots_secrets_root", V3_SQL),
+            ("V4__add_future", V4_FUTURE),
         ],
     );
 }
@@ -92,6 +94,7 @@ fn current(conn: &mut Connection) {
         &[
             ("V1__create_bots", V1_SQL),
             ("V2__bots_checks_without_in_lists", V2_SQL),
+            ("V3__bots_secrets_root", V3_SQL),
         ],
     );
 }
@@ -156,7 +159,7 @@ fn all_refuse(
 }
 
 fn is_too_new(e: &StoreError) -> bool {
-    matches!(e, StoreError::SchemaTooNew { db: 3, code: 2, .. })
+    matches!(e, StoreError::SchemaTooNew { db: 4, code: 3, .. })
 }
 
 fn is_diverged(e: &StoreError) -> bool {
@@ -164,7 +167,7 @@ fn is_diverged(e: &StoreError) -> bool {
 }
 
 fn status_too_new(s: &Result<botmaker_sqlite::MigrationStatus, StoreError>) -> bool {
-    matches!(s, Ok(s) if s.state == SchemaState::TooNew && s.db_version == 3)
+    matches!(s, Ok(s) if s.state == SchemaState::TooNew && s.db_version == 4)
 }
 
 fn status_diverged(s: &Result<botmaker_sqlite::MigrationStatus, StoreError>) -> bool {

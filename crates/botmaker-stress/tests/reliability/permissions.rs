@@ -79,6 +79,8 @@ fn prepare(base: &Path, as_root: bool) -> Layout {
     let secret = l.secrets().join(BOT).join("ai_api_key");
     if as_root {
         own(&l.secrets(), NOBODY);
+        // The root's id file goes with the root: the user's store reads it at open.
+        own(&l.secrets().join(".root-id"), NOBODY);
         own(&l.secrets().join(BOT), NOBODY);
         // The secret stays root's, 0600.
         std::fs::create_dir(l.foreign_root()).unwrap();

@@ -89,6 +89,10 @@ pub fn restore(
     drop(secrets);
 
     let tmp = copy_registry(config, dir, &manifest.files[..])?;
+    // The backup recorded the secrets root of the host it was made on; the secrets
+    // are now in this one's. Forgotten here, and adopted below by the root that holds
+    // their directories (the same step as `migrate`'s).
+    botmaker_sqlite::forget_secrets_roots(&tmp)?;
     // In WAL mode before it has the live name (see `switch_to_wal`).
     botmaker_sqlite::switch_to_wal(&tmp)?;
     link_registry(config, &tmp)?;
@@ -97,6 +101,7 @@ pub fn restore(
     } else {
         None
     };
+    crate::migrate::adopt_legacy(config)?;
     Ok(RestoreReport {
         bots: verified.bots,
         secrets: verified.secrets,

@@ -575,6 +575,13 @@ impl BotRepository for Panicky {
     ) -> Result<botmaker::domain::Bot, RepoError> {
         self.0.set_container_id(id, container)
     }
+    fn adopt_secrets_root(
+        &self,
+        id: &BotId,
+        root: &botmaker::domain::SecretsRootId,
+    ) -> Result<botmaker::domain::Bot, RepoError> {
+        self.0.adopt_secrets_root(id, root)
+    }
     fn delete(&self, id: &BotId) -> Result<(), RepoError> {
         self.0.delete(id)
     }
@@ -624,4 +631,36 @@ fn a_panicking_read_fails_only_its_own_caller() {
     });
     // 4 of the 16 names panic: 16 of the 64 calls.
     assert_eq!((answered, panicked), (48, 16));
+}
+
+/// The async API refuses another root's bot as the sync one does, before touching
+/// anything: it runs the same facade calls.
+#[test]
+fn another_roots_bot_is_refused_through_the_async_api() {
+    let install = Install::new();
+    let a = install.open();
+    let b_config = install
+        .config
+        .clone()
+        .with_secrets_dir(install.config.secrets_dir().with_file_name("secrets-b"));
+    let b = AsyncBotmaker::new(Botmaker::open(&b_config).unwrap());
+    let bot = a.create_bot(&new_bot("alpha"), &required()).unwrap();
+    let key: SecretName = "ai_api_key".parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let elsewhere = |e: Error| matches!(e, Error::SecretsElsewhere { held_by, .. } if held_by == a.secrets_root());
+        assert!(elsewhere(b.get_secret(&bot, &key).await.map(drop).unwrap_err()));
+        assert!(elsewhere(b.get_all_secrets(&bot).await.map(drop).unwrap_err()));
+        assert!(elsewhere(b.list_secrets(&bot).await.unwrap_err()));
+        assert!(elsewhere(
+            b.set_secret(&bot, &key, SecretValue::from_bytes(b"x"))
+                .await
+                .unwrap_err()
+        ));
+        assert!(elsewhere(b.delete_bot(&bot).await.unwrap_err()));
+    });
+    let (_, original) = required().into_iter().find(|(n, _)| *n == key).unwrap();
+    assert_eq!(a.get_secret(&bot, &key).unwrap().expose(), original);
 }

@@ -5,25 +5,9 @@
 //! say what to install; they never skip.
 
 use botmaker::domain::{BotId, BotRef, BotStatus, RepoError, SecretName};
-use botmaker::{Botmaker, Error, FindingKind, MigrationReport, MigrationStatus};
+use botmaker::{Botmaker, Error, FindingKind, MigrationStatus, SchemaReport};
 
 use crate::{DB_PASSWORD, Install, new_bot, required};
-
-/// `mod $name { sqlite, postgres }`, each running `$body(&Install)`.
-macro_rules! on_both {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$body(&crate::Install::new());
-            }
-            #[test]
-            fn postgres() {
-                super::$body(&crate::Install::postgres());
-            }
-        }
-    };
-}
 
 on_both!(a_bots_life, a_bots_life);
 on_both!(the_doctor, the_doctor);
@@ -88,8 +72,13 @@ fn the_doctor(install: &Install) {
     assert_eq!(report.bots_checked, 1);
     assert_eq!(
         report.to_string(),
-        "healthy: 1 bots checked, 0 problems fixed\n"
+        format!(
+            "secrets root: {}\nhealthy: 1 bots checked, 0 problems fixed\n",
+            bm.secrets_root()
+        )
     );
+    assert_eq!(report.secrets_root, Some(bm.secrets_root()));
+    assert_eq!(report.held_elsewhere, 0);
 
     // A bot without its secrets, and a secrets directory without its bot.
     let bare = bm.create_bot(&new_bot("bare"), &[]).unwrap();
@@ -159,19 +148,22 @@ fn migrating(install: &Install) {
     // Installed already: up to date, and the status lists what is applied.
     let again = botmaker::migrate(&install.config).unwrap();
     assert!(again.was_up_to_date());
-    assert_eq!(again.to_version(), 2);
+    assert_eq!(again.to_version(), 3);
+    assert!(again.adopted.is_empty(), "every bot has a root: {again:?}");
     assert!(again.to_string().starts_with("up to date"), "{again}");
     let status = botmaker::migration_status(&install.config).unwrap();
     let shown = status.to_string();
     assert!(
-        shown.contains("applied V1__") && shown.contains("applied V2__"),
+        shown.contains("applied V1__")
+            && shown.contains("applied V2__")
+            && shown.contains("applied V3__bots_secrets_root"),
         "{shown}"
     );
     assert!(!shown.contains("pending"), "{shown}");
     // The backend's own reports and handles.
     let bm = install.open();
     if install.db.is_some() {
-        assert!(matches!(again, MigrationReport::Postgres(_)));
+        assert!(matches!(again.schema, SchemaReport::Postgres(_)));
         assert!(matches!(status, MigrationStatus::Postgres(_)));
         assert!(bm.sqlite().is_none());
         let store = bm.postgres().unwrap();
@@ -180,7 +172,7 @@ fn migrating(install: &Install) {
         assert!(!format!("{bm:?}").contains(DB_PASSWORD));
         assert!(format!("{bm:?}").contains("postgres"), "{bm:?}");
     } else {
-        assert!(matches!(again, MigrationReport::Sqlite(_)));
+        assert!(matches!(again.schema, SchemaReport::Sqlite(_)));
         assert!(matches!(status, MigrationStatus::Sqlite(_)));
         assert!(bm.postgres().is_none() && bm.sqlite().is_some());
     }
@@ -216,7 +208,7 @@ fn an_empty_postgres_database_is_reported_not_migrated_by_openers() {
     assert!(status.to_string().contains("pending V1__"), "{status}");
     // `migrate` brings it up; then it opens.
     let report = botmaker::migrate(&install.config).unwrap();
-    assert_eq!(report.to_version(), 2);
+    assert_eq!(report.to_version(), 3);
     Botmaker::open(&install.config).unwrap();
 }
 

@@ -147,7 +147,18 @@ fn round_trip_is_byte_for_byte_with_strict_modes_under_a_hostile_umask() {
         [("missing-secrets".to_owned(), format!("bare ({})", bare.id))]
     );
     let rb = Botmaker::open(&target).unwrap();
-    assert_eq!(rb.list_bots(None).unwrap(), bots_before);
+    // The same bots, now held by the restoring root: the restore forgot the backed-up
+    // root and the target's adopted every bot (with a directory or without: `bare`
+    // has its directory too).
+    assert_ne!(rb.secrets_root(), install.open().secrets_root());
+    let rehomed: Vec<_> = bots_before
+        .iter()
+        .map(|b| botmaker::domain::Bot {
+            secrets_root: Some(rb.secrets_root()),
+            ..b.clone()
+        })
+        .collect();
+    assert_eq!(rb.list_bots(None).unwrap(), rehomed);
     assert_eq!(all_secrets(&rb), before);
     assert!(rb.resolve(&botmaker::BotRef::Id(bare.id)).is_ok());
     assert_eq!(mode(target.secrets_dir()), 0o700);

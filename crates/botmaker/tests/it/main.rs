@@ -2,6 +2,22 @@
 //! crashes, and the doctor's findings.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+/// `mod $name { sqlite, postgres }`, each running `$body(&Install)`.
+macro_rules! on_both {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$body(&crate::Install::new());
+            }
+            #[test]
+            fn postgres() {
+                super::$body(&crate::Install::postgres());
+            }
+        }
+    };
+}
+
 #[cfg(feature = "tokio")]
 mod aio;
 mod backends;
@@ -10,6 +26,7 @@ mod consistency;
 mod doctor;
 mod events;
 mod owner;
+mod placement;
 mod port;
 mod power_cut;
 mod redaction;
@@ -70,12 +87,13 @@ impl Install {
     }
 
     /// Entries directly in the secrets root (bot directories, `.quarantine`), but
-    /// the advisory lock file `.lock` that create and delete make on first use.
+    /// the advisory lock file `.lock` that create and delete make on first use and
+    /// the root's id file `.root-id` that its first open makes.
     pub(crate) fn root_entries(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.config.secrets_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|name| name != ".lock")
+            .filter(|name| name != ".lock" && name != ".root-id")
             .collect();
         v.sort();
         v

@@ -104,8 +104,8 @@ fn open_hands_everything_to_the_configured_owner_and_the_doctor_agrees() {
     let owners = owners_under(config.secrets_dir());
     assert_eq!(
         owners.len(),
-        5,
-        "the lock file, a bot directory and its three secrets: {owners:?}"
+        6,
+        "the lock file, the root's id file, a bot directory and its three secrets: {owners:?}"
     );
     for (path, owner) in &owners {
         assert_eq!(*owner, (OWNER.uid, OWNER.gid), "{path}");

@@ -160,6 +160,13 @@ impl BotRepository for Flaky {
     ) -> Result<Bot, RepoError> {
         self.inner.set_container_id(id, container)
     }
+    fn adopt_secrets_root(
+        &self,
+        id: &BotId,
+        root: &botmaker::domain::SecretsRootId,
+    ) -> Result<Bot, RepoError> {
+        self.inner.adopt_secrets_root(id, root)
+    }
     fn delete(&self, id: &BotId) -> Result<(), RepoError> {
         self.busy("delete")?;
         self.inner.delete(id)
@@ -246,6 +253,19 @@ fn the_same_calls_give_the_same_bots_on_sqlite_and_in_memory() {
     let clock = ManualClock::new(T0);
     let (_dir, _registry, memory) = memory_install(clock.clock());
     let in_memory = script(&memory, &clock);
+    // Each installation records its own secrets root: the same bots but for it.
+    assert!(
+        on_sqlite
+            .iter()
+            .all(|b| b.secrets_root == Some(sqlite.secrets_root()))
+    );
+    let on_sqlite: Vec<Bot> = on_sqlite
+        .into_iter()
+        .map(|b| Bot {
+            secrets_root: Some(memory.secrets_root()),
+            ..b
+        })
+        .collect();
     assert_eq!(on_sqlite, in_memory);
     assert_eq!(on_sqlite.len(), 9); // 6 calls, a list of 2, a list of 1
     assert_eq!(
