@@ -46,9 +46,10 @@ pub(crate) struct Selection {
 pub(crate) const CI_SLICE_MUTANTS: usize = 12;
 
 /// The test timeout of a CI slice, in seconds, instead of 5 times a baseline run (CI
-/// has just run the tests): above the slowest part's suite (the sqlite and facade
-/// tests, about 60 s on 2 busy cores), and the tests bound their own waits.
-const CI_TIMEOUT_SECS: &str = "180";
+/// has just run the tests): well above the slowest part's suites (the sqlite tests,
+/// then the facade's, which start a PostgreSQL server: 180 s was too short once on 2
+/// busy cores, for a mutant the first test had caught while a server was starting).
+const CI_TIMEOUT_SECS: &str = "300";
 
 /// Whether cargo-mutants is installed.
 pub(crate) fn installed() -> bool {
@@ -114,15 +115,16 @@ pub(crate) fn run_ci_slice(index: Option<usize>, baseline: bool, extra: &[String
         bail!("cargo-mutants is not installed: cargo install cargo-mutants --locked");
     }
     let slices = ci_slices()?;
-    let index = match index {
-        Some(i) => i,
-        None => commit_count()?,
+    let (index, why) = match index {
+        Some(i) => (i, "as asked"),
+        None => (commit_count()?, "the commit count"),
     };
     let (part, k, n) = slices[index % slices.len()];
     eprintln!(
-        "xtask mutants: CI slice {} of {} (rotating by commit count {index}): part {part}, \
+        "xtask mutants: CI slice {} of {} ({why}, {index}, modulo {}): part {part}, \
          shard {k}/{n}; again with `cargo xtask mutants --part {part} --shard {k}/{n}`",
         index % slices.len(),
+        slices.len(),
         slices.len(),
     );
     let mut args: Vec<String> = vec!["--timeout".into(), CI_TIMEOUT_SECS.into()];
