@@ -1,4 +1,5 @@
-//! `cargo xtask ci`: the checks CI runs, in order, stopping at the first failure.
+//! `cargo xtask ci`: the checks CI runs, in order, stopping at the first failure; the
+//! last is one rotating slice of mutation testing.
 
 use std::env;
 use std::ffi::OsStr;
@@ -64,6 +65,7 @@ pub(crate) fn run() -> Result<()> {
         &[],
     )?;
     deny(&root)?;
+    mutants_slice()?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }
@@ -99,6 +101,23 @@ fn tests() -> Result<()> {
         )?;
     }
     cargo(&["test", "--workspace", "--all-features", "--doc"], &[])
+}
+
+/// One rotating slice of mutation testing (about 12 mutants, a few minutes; TESTING.md,
+/// "In CI"): a missed mutant fails CI. Without a baseline run: the tests just passed.
+fn mutants_slice() -> Result<()> {
+    if !crate::mutants::installed() {
+        if env::var_os("CI").is_some() {
+            bail!("cargo-mutants is not installed (CI installs it in .ci/run)");
+        }
+        eprintln!(
+            "xtask ci: WARNING: cargo-mutants is not installed, skipping the mutation \
+             testing slice (cargo install cargo-mutants --locked)"
+        );
+        return Ok(());
+    }
+    eprintln!("xtask ci: $ cargo xtask mutants --ci");
+    crate::mutants::run_ci_slice(None, false, &[])
 }
 
 /// cargo-deny: bans, licenses and sources always; advisories against the offline

@@ -8,8 +8,9 @@
 //!   a release build; with `--database-url`, its database and parallel parts on PostgreSQL.
 //! - `cargo xtask stress [--secs S] [--seed X]`: the reliability campaign
 //!   (RELIABILITY.md), the `botmaker-stress` binary.
-//! - `cargo xtask mutants [--part P] [--in-diff REF] [--shard K/N]`: mutation testing of
-//!   the modules that carry the invariants with cargo-mutants (TESTING.md).
+//! - `cargo xtask mutants [--part P] [--in-diff REF] [--shard K/N] | --ci [--slice I]`:
+//!   mutation testing of the modules that carry the invariants with cargo-mutants
+//!   (TESTING.md); `--ci` runs one rotating slice of about 12 mutants, as CI does.
 //!
 //! Every command but `ci` and `mutants` hands its arguments to a binary of the workspace with
 //! `cargo run`, so xtask depends on none of our crates: building it compiles no SQLite,
@@ -50,7 +51,8 @@ enum Command {
         #[arg(long)]
         status: bool,
     },
-    /// Run what CI runs: fmt check, clippy -D warnings, docs, tests, cargo-deny.
+    /// Run what CI runs: fmt check, clippy -D warnings, docs, tests, cargo-deny, one
+    /// slice of mutation testing.
     Ci,
     /// Run the standard benchmark workload through the public API (release build).
     Bench {
@@ -86,6 +88,14 @@ enum Command {
         /// Only shard K of N (0-based), as `K/N`.
         #[arg(long, value_name = "K/N")]
         shard: Option<String>,
+        /// One CI slice instead: a shard of one part, about 12 mutants, the next one
+        /// for each commit (TESTING.md, "In CI").
+        #[arg(long, conflicts_with_all = ["part", "in_diff", "shard"])]
+        ci: bool,
+        /// With --ci: this slice (any number; taken modulo the number of slices)
+        /// instead of the commit count's.
+        #[arg(long, requires = "ci", value_name = "I")]
+        slice: Option<usize>,
         /// More arguments for cargo-mutants (after `--`), e.g. `-- --list`.
         #[arg(last = true)]
         extra: Vec<String>,
@@ -127,10 +137,17 @@ fn main() -> ExitCode {
         }
         Command::Ci => ci::run().map(|()| ExitCode::SUCCESS),
         Command::Mutants {
+            ci: true,
+            slice,
+            extra,
+            ..
+        } => mutants::run_ci_slice(slice, true, &extra).map(|()| ExitCode::SUCCESS),
+        Command::Mutants {
             part,
             in_diff,
             shard,
             extra,
+            ..
         } => mutants::run(&mutants::Selection {
             part,
             in_diff,

@@ -41,17 +41,112 @@ pub(crate) struct Selection {
     pub(crate) extra: Vec<String>,
 }
 
+/// Mutants in one CI slice: about 12 × 30 s (a mutant's build and the tests up to the
+/// first failure; up to a minute when nothing fails) plus the builds, a few minutes.
+pub(crate) const CI_SLICE_MUTANTS: usize = 12;
+
+/// The test timeout of a CI slice, in seconds, instead of 5 times a baseline run (CI
+/// has just run the tests): well above the slowest part's suites (the sqlite tests,
+/// then the facade's, which start a PostgreSQL server: 180 s was too short once on 2
+/// busy cores, for a mutant the first test had caught while a server was starting).
+const CI_TIMEOUT_SECS: &str = "300";
+
+/// Whether cargo-mutants is installed.
+pub(crate) fn installed() -> bool {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    Command::new(&cargo)
+        .args(["mutants", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The slices of a full run, in order: each part's mutants (`--list`, which applies
+/// `.cargo/mutants.toml`'s files and exclusions) cut into shards of about
+/// [`CI_SLICE_MUTANTS`]. As `(part, shard, shards)`.
+fn ci_slices() -> Result<Vec<(&'static str, usize, usize)>> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut slices = Vec::new();
+    for (part, package, _) in PARTS {
+        let out = Command::new(&cargo)
+            .args(["mutants", "--list", "--package", package])
+            .output()
+            .context("cargo mutants --list")?;
+        if !out.status.success() {
+            bail!(
+                "cargo mutants --list --package {package} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mutants = String::from_utf8_lossy(&out.stdout).lines().count();
+        let shards = mutants.div_ceil(CI_SLICE_MUTANTS).max(1);
+        slices.extend((0..shards).map(|k| (*part, k, shards)));
+    }
+    Ok(slices)
+}
+
+/// The rotation: the number of commits up to HEAD, so each new commit tests the next
+/// slice and a failing slice is found again from its commit.
+fn commit_count() -> Result<usize> {
+    let out = Command::new("git")
+        .args(["rev-list", "--count", "HEAD"])
+        .output()
+        .context("git rev-list --count HEAD")?;
+    if !out.status.success() {
+        bail!(
+            "git rev-list --count HEAD failed (a CI slice needs the history): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("git rev-list --count HEAD did not print a number")
+}
+
+/// `cargo xtask mutants --ci`: one slice of the full run (a shard of one part, about
+/// [`CI_SLICE_MUTANTS`] mutants), slice `index` or the next one for this commit, with
+/// no baseline run when `baseline` is false (`cargo xtask ci` has just run the
+/// tests); `extra` goes to cargo-mutants (`--list` shows the slice). Fails on a missed
+/// mutant (not listed as equivalent) or a timeout.
+pub(crate) fn run_ci_slice(index: Option<usize>, baseline: bool, extra: &[String]) -> Result<()> {
+    let root = workspace_root()?;
+    env::set_current_dir(&root).with_context(|| format!("cd {}", root.display()))?;
+    if !installed() {
+        bail!("cargo-mutants is not installed: cargo install cargo-mutants --locked");
+    }
+    let slices = ci_slices()?;
+    let (index, why) = match index {
+        Some(i) => (i, "as asked"),
+        None => (commit_count()?, "the commit count"),
+    };
+    let (part, k, n) = slices[index % slices.len()];
+    eprintln!(
+        "xtask mutants: CI slice {} of {} ({why}, {index}, modulo {}): part {part}, \
+         shard {k}/{n}; again with `cargo xtask mutants --part {part} --shard {k}/{n}`",
+        index % slices.len(),
+        slices.len(),
+        slices.len(),
+    );
+    let mut args: Vec<String> = vec!["--timeout".into(), CI_TIMEOUT_SECS.into()];
+    if !baseline {
+        args.extend(["--baseline".into(), "skip".into()]);
+    }
+    args.extend_from_slice(extra);
+    run(&Selection {
+        part: part.to_owned(),
+        in_diff: None,
+        shard: Some(format!("{k}/{n}")),
+        extra: args,
+    })
+}
+
 pub(crate) fn run(sel: &Selection) -> Result<()> {
     let root = workspace_root()?;
     env::set_current_dir(&root).with_context(|| format!("cd {}", root.display()))?;
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let installed = Command::new(&cargo)
-        .args(["mutants", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !installed {
+    if !installed() {
         bail!("cargo-mutants is not installed: cargo install cargo-mutants --locked");
     }
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let part = if sel.part == "all" {
         None
     } else {

@@ -481,7 +481,9 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::sync::mpsc;
     use std::thread;
+    use std::time::Duration;
 
+    use botmaker_testkit::watchdog::Watchdog;
     use proptest::prelude::*;
 
     use super::*;
@@ -625,6 +627,7 @@ mod tests {
             setup in prop::collection::vec(op(), 0..6),
             ops in prop::collection::vec(op(), 1..24),
         ) {
+            let _bound = bound("a batch against one write at a time");
             let (_a, batched) = db();
             let (_b, one_by_one) = db();
             for &op in &setup {
@@ -640,6 +643,7 @@ mod tests {
 
     #[test]
     fn a_refused_write_in_a_batch_keeps_nothing_and_spares_the_others() {
+        let _bound = bound("a refused write in a batch keeps nothing and spares the others");
         let (_dir, conn) = db();
         let (seen, runs) = batch(
             &conn,
@@ -665,6 +669,7 @@ mod tests {
 
     #[test]
     fn writes_undone_with_a_lost_transaction_run_again() {
+        let _bound = bound("writes undone with a lost transaction run again");
         let (_dir, conn) = db();
         let (seen, runs) = batch(
             &conn,
@@ -691,6 +696,7 @@ mod tests {
 
     #[test]
     fn a_failed_commit_fails_every_write_of_the_batch() {
+        let _bound = bound("a failed commit fails every write of the batch");
         let (_dir, conn) = db();
         let mut jobs = Vec::new();
         let mut slots = Vec::new();
@@ -725,6 +731,7 @@ mod tests {
 
     #[test]
     fn a_failed_begin_fails_every_write_and_runs_none() {
+        let _bound = bound("a failed begin fails every write and runs none");
         let (dir, conn) = db();
         conn.busy_timeout(std::time::Duration::ZERO).unwrap();
         let other = Connection::open(dir.path().join("t.db")).unwrap();
@@ -756,6 +763,7 @@ mod tests {
 
     #[test]
     fn writes_queued_behind_a_leader_commit_together() {
+        let _bound = bound("writes queued behind a leader commit together");
         let (_dir, writer) = writer();
         let (release, gate) = mpsc::channel::<()>();
         let gate = Mutex::new(gate);
@@ -801,6 +809,8 @@ mod tests {
         assert_eq!(rows(&conn).len(), 6);
         assert!(conn.is_autocommit());
         drop(conn);
+        // A batch of six: the next leader will yield first.
+        assert!(writer.lock_queue().crowded);
         // Alone, the same dangling reference fails its commit.
         let dangling = writer.submit(|conn| {
             conn.execute("INSERT INTO child (p) VALUES (42)", [])?;
@@ -819,10 +829,12 @@ mod tests {
             seen(dangling),
             Seen::Sqlite(Some(rusqlite::ErrorCode::ConstraintViolation))
         );
+        assert!(!writer.lock_queue().crowded);
     }
 
     #[test]
     fn a_panicking_write_panics_in_its_callers_thread_and_spares_the_others() {
+        let _bound = bound("a panicking write panics in its callers thread and spares the others");
         let (_dir, writer) = writer();
         let (release, gate) = mpsc::channel::<()>();
         let gate = Mutex::new(gate);
@@ -880,6 +892,7 @@ mod tests {
 
     #[test]
     fn a_leader_that_unwinds_abandons_its_batch_and_the_next_write_leads() {
+        let _bound = bound("a leader that unwinds abandons its batch and the next write leads");
         let (_dir, writer) = writer();
         let (job, slot) = job(|conn: &Connection| {
             conn.execute("INSERT INTO t (k, v) VALUES (1, 1)", [])?;
@@ -910,6 +923,7 @@ mod tests {
 
     #[test]
     fn many_threads_writing_lose_nothing() {
+        let _bound = bound("many threads writing lose nothing");
         let (_dir, writer) = writer();
         let threads: Vec<_> = (0..8i64)
             .map(|t| {
@@ -940,5 +954,178 @@ mod tests {
         let keys: Vec<i64> = rows(&conn).into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, won.into_iter().collect::<Vec<_>>());
         assert_eq!(keys.len(), 4 * 200);
+    }
+
+    /// A bound on each test: a lost wake-up or a batch loop that never ends fails the
+    /// test (and kills the mutant) instead of hanging it.
+    fn bound(what: &str) -> Watchdog {
+        Watchdog::new(Duration::from_secs(30), what)
+    }
+
+    #[test]
+    fn a_write_queued_behind_a_leader_sleeps_until_the_hand_off_then_leads() {
+        let _bound = bound("a write queued behind a leader");
+        let (_dir, writer) = writer();
+        // A leader is running, as far as the queue knows.
+        writer.lock_queue().leading = true;
+        let queued = {
+            let writer = Arc::clone(&writer);
+            thread::spawn(move || {
+                writer.submit(|conn| {
+                    conn.execute("INSERT INTO t (k, v) VALUES (1, 1)", [])?;
+                    Ok(())
+                })
+            })
+        };
+        wait_queued(&writer, 1);
+        // It waits for its turn: it runs nothing, even with the connection free.
+        thread::sleep(Duration::from_millis(300));
+        assert!(
+            !queued.is_finished(),
+            "a write queued behind a leader ran without waiting for its turn"
+        );
+        assert_eq!(rows(&writer.lock_conn()), []);
+        assert_eq!(writer.lock_queue().jobs.len(), 1);
+        // The leader ends (a batch of its own write): the hand-off wakes the queued
+        // write, which leads and runs itself.
+        let (own, own_slot) = job(|_: &Connection| Ok(()));
+        drop(HandOff {
+            writer: &writer,
+            batch: vec![own],
+        });
+        assert!(matches!(own_slot.state.load(Ordering::Relaxed), DONE));
+        assert_eq!(seen(queued.join().unwrap()), Seen::Ok);
+        assert_eq!(rows(&writer.lock_conn()), [(1, 1)]);
+        let queue = writer.lock_queue();
+        assert!(queue.jobs.is_empty() && !queue.leading);
+    }
+
+    #[test]
+    fn only_a_batch_of_more_than_one_write_makes_the_next_leader_yield() {
+        let _bound = bound("hand-offs");
+        let (_dir, writer) = writer();
+        let hand_off = |writes: usize| {
+            writer.lock_queue().leading = true;
+            let batch = (0..writes)
+                .map(|_| job(|_: &Connection| Ok(())).0)
+                .collect();
+            drop(HandOff {
+                writer: &writer,
+                batch,
+            });
+            let queue = writer.lock_queue();
+            assert!(!queue.leading, "leadership kept after a batch of {writes}");
+            queue.crowded
+        };
+        // A thread writing alone never yields; after a batch of several, other
+        // threads are writing and the next leader lets them queue first.
+        assert_eq!(
+            [1, 2, 3, 1, MAX_BATCH].map(hand_off),
+            [false, true, true, false, true]
+        );
+    }
+
+    /// The events a batch sends, one line each: its level, then every field.
+    #[derive(Clone, Default)]
+    struct Events(Arc<Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            use std::fmt::Write as _;
+            struct Line(String);
+            impl tracing::field::Visit for Line {
+                fn record_debug(
+                    &mut self,
+                    field: &tracing::field::Field,
+                    value: &dyn std::fmt::Debug,
+                ) {
+                    let _ = write!(self.0, " {}={value:?}", field.name());
+                }
+            }
+            let mut line = Line(event.metadata().level().to_string());
+            event.record(&mut line);
+            self.0.lock().unwrap().push(line.0);
+        }
+    }
+
+    /// Runs `ops` as one batch and returns the events it sent.
+    fn batch_events(conn: &Connection, ops: &[Op], each_run_takes: Duration) -> Vec<String> {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let events = Events::default();
+        let subscriber = tracing_subscriber::registry().with(events.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let jobs = ops
+                .iter()
+                .map(|&op| {
+                    let mut run = write(op, Arc::default());
+                    job(move |conn: &Connection| {
+                        thread::sleep(each_run_takes);
+                        run(conn)
+                    })
+                    .0
+                })
+                .collect();
+            run_queued(conn, jobs);
+        });
+        events.0.lock().unwrap().clone()
+    }
+
+    fn field(line: &str, name: &str) -> u64 {
+        let at = line
+            .find(&format!(" {name}="))
+            .unwrap_or_else(|| panic!("no {name} in {line}"));
+        line[at + name.len() + 2..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn each_batch_reports_its_writes_and_transactions_and_a_slow_one_warns() {
+        let _bound = bound("batches with events");
+        let (_dir, conn) = db();
+        // A lost transaction: the batch runs in two.
+        let fast = batch_events(
+            &conn,
+            &[Op::Insert(1, 10), Op::InsertThenLose(2), Op::Insert(3, 30)],
+            Duration::ZERO,
+        );
+        // Three writes of 100 ms each: 300 ms, over the 200 ms from which a batch is
+        // reported as slow.
+        let slow = batch_events(
+            &conn,
+            &[Op::Insert(4, 40), Op::Insert(5, 50), Op::Insert(6, 60)],
+            Duration::from_millis(100),
+        );
+        for (events, transactions) in [(&fast, 2), (&slow, 1)] {
+            let [report, warnings @ ..] = &events[..] else {
+                panic!("no event: {events:?}");
+            };
+            assert!(
+                report.starts_with("TRACE message=group commit batch "),
+                "{report}"
+            );
+            assert_eq!(field(report, "writes"), 3, "{report}");
+            assert_eq!(field(report, "transactions"), transactions, "{report}");
+            // A warning exactly when the batch took 200 ms or more, with the same
+            // figures.
+            let elapsed = field(report, "elapsed_us");
+            let expected: &[String] = if elapsed >= SLOW_BATCH_US {
+                &[format!(
+                    "WARN message=slow write transaction (a WAL checkpoint, a slow fsync or \
+                     a busy wait) writes=3 transactions={transactions} elapsed_us={elapsed}"
+                )]
+            } else {
+                &[]
+            };
+            assert_eq!(warnings, expected, "{report}");
+        }
+        assert!(field(&slow[0], "elapsed_us") >= 300_000, "{slow:?}");
     }
 }

@@ -236,4 +236,37 @@ mod tests {
         );
         assert!(lock_path(Path::new("/")).is_err());
     }
+
+    #[test]
+    fn create_new_file_keeps_an_existing_file_and_reports_other_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.db");
+        create_new_file(&fresh).unwrap();
+        let meta = std::fs::metadata(&fresh).unwrap();
+        assert_eq!(meta.len(), 0);
+        #[cfg(unix)]
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077,
+            0
+        );
+        // Made meanwhile by another process: left as it is.
+        let existing = dir.path().join("botmaker.db");
+        std::fs::write(&existing, b"kept").unwrap();
+        create_new_file(&existing).unwrap();
+        assert_eq!(std::fs::read(&existing).unwrap(), b"kept");
+        // Any other failure is an error that names the file.
+        let lost = dir.path().join("missing").join("botmaker.db");
+        match create_new_file(&lost) {
+            Err(StoreError::Io {
+                path,
+                operation: "creating the database",
+                source,
+            }) => {
+                assert_eq!(path, lost);
+                assert_eq!(source.kind(), io::ErrorKind::NotFound);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!lost.exists());
+    }
 }

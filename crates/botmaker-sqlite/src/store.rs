@@ -890,4 +890,150 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<SqliteStore>();
     }
+
+    #[test]
+    fn debug_names_the_file_the_schema_and_the_busy_timeout() {
+        let (dir, store) = store();
+        let shown = format!("{store:?}");
+        let path = dir.path().join("botmaker.db");
+        assert!(
+            shown.starts_with(&format!(
+                "SqliteStore {{ path: {path:?}, schema_version: {LATEST_VERSION}, busy_timeout: "
+            )),
+            "{shown}"
+        );
+        assert!(shown.ends_with(", .. }"), "{shown}");
+    }
+
+    /// `sync` fsyncs the WAL by SQLite's own absolute name of the file: a store opened
+    /// by a relative path still finds it after the working directory changed (each
+    /// test runs in a process of its own under nextest).
+    #[test]
+    fn sync_finds_the_wal_after_the_working_directory_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_current_dir(dir.path()).unwrap();
+        let path = Path::new("botmaker.db");
+        migrate(path).unwrap();
+        let store = SqliteStore::open(path).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::env::set_current_dir(elsewhere.path()).unwrap();
+        store.sync().unwrap();
+        assert!(!elsewhere.path().join("botmaker.db-wal").exists());
+    }
+
+    #[test]
+    fn sqlite_errors_are_mapped_by_meaning() {
+        let (dir, store) = store();
+        let path = dir.path().join("botmaker.db");
+        let failure = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        // Damaged data: corrupt, naming the file and the operation.
+        for code in [rusqlite::ffi::SQLITE_CORRUPT, rusqlite::ffi::SQLITE_NOTADB] {
+            match store.repo_err("get", failure(code)) {
+                RepoError::Corrupt { detail } => {
+                    assert!(
+                        detail.starts_with(&format!("{}: get: ", path.display())),
+                        "{detail}"
+                    );
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        // Anything else: a backend error whose chain reaches SQLite's own error.
+        match store.repo_err("create", failure(rusqlite::ffi::SQLITE_FULL)) {
+            RepoError::Backend { operation, source } => {
+                assert_eq!(operation, "create");
+                let shown = source.to_string();
+                assert!(
+                    shown.starts_with(&format!("{}: ", path.display())),
+                    "{shown}"
+                );
+                assert!(
+                    shown.ends_with("(the file system holding the database has no space left)"),
+                    "{shown}"
+                );
+                let cause = source.source().expect("the SQLite error as the source");
+                assert_eq!(
+                    cause
+                        .downcast_ref::<rusqlite::Error>()
+                        .and_then(rusqlite::Error::sqlite_error_code),
+                    Some(ErrorCode::DiskFull)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_unique_violation_of_the_insert_is_the_key_it_names() {
+        let new = new_bot("taken");
+        let failure = |code, message: Option<&str>| {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                message.map(str::to_owned),
+            )
+        };
+        let unique = rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE;
+        assert!(matches!(
+            unique_violation(&failure(unique, Some("UNIQUE constraint failed: bots.name")), &new),
+            Some(RepoError::NameTaken { name }) if name == new.name
+        ));
+        assert!(matches!(
+            unique_violation(&failure(unique, Some("UNIQUE constraint failed: bots.id")), &new),
+            Some(RepoError::IdTaken { id }) if id == new.id
+        ));
+        // Another constraint, another error, or no message: not a taken key.
+        for other in [
+            failure(
+                rusqlite::ffi::SQLITE_CONSTRAINT_CHECK,
+                Some("CHECK constraint failed: x"),
+            ),
+            failure(rusqlite::ffi::SQLITE_FULL, Some("bots.name")),
+            failure(unique, None),
+        ] {
+            assert!(unique_violation(&other, &new).is_none(), "{other}");
+        }
+    }
+
+    /// A page of the bots table damaged on disk: both checks report it, naming the
+    /// page (and neither fails the call).
+    #[test]
+    fn the_checks_report_a_damaged_page() {
+        let (dir, store) = store();
+        let path = dir.path().join("botmaker.db");
+        store.create(&new_bot("on-the-damaged-page")).unwrap();
+        // The last connection to close checkpoints the WAL into the file.
+        drop(store);
+        let (root, page_size): (i64, i64) = {
+            let conn = Connection::open(&path).unwrap();
+            let root = conn
+                .query_row(
+                    "SELECT rootpage FROM sqlite_schema WHERE name = 'bots'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let size = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap();
+            (root, size)
+        };
+        assert!(root > 1);
+        // Its header (a table leaf, 13) says 5 of its bytes are fragments: there are
+        // none, which only a check sees.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = usize::try_from((root - 1) * page_size).unwrap();
+        assert_eq!((bytes[at], bytes[at + 7]), (13, 0));
+        bytes[at + 7] = 5;
+        std::fs::write(&path, bytes).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        for (check, problems) in [
+            ("quick_check", store.quick_check().unwrap()),
+            ("integrity_check", store.integrity_check().unwrap()),
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(&format!("page {root}"))),
+                "{check} did not report page {root}: {problems:?}"
+            );
+        }
+    }
 }

@@ -9,6 +9,8 @@
 //! - [`names`]: near-valid names (one bad byte, UUID shapes, boundary lengths) and
 //!   independent oracles for the validators' property tests.
 //! - [`strace`]: parsing `strace -f` output, for the tests of durability order.
+//! - [`watchdog`]: a bound on a test's time, so that a hang (a lost wake-up, an
+//!   endless loop) fails the test and says what hung.
 //! - [`conformance`] and [`model`]: the repository conformance suite and the model
 //!   proptest, as public functions that take a store constructor, so every
 //!   [`BotRepository`](botmaker_domain::BotRepository) (the in-memory model, SQLite, and
@@ -31,3 +33,4 @@ pub mod pg;
 pub mod rng;
 pub mod scratch;
 pub mod strace;
+pub mod watchdog;

@@ -243,6 +243,17 @@ fn delete_bot_makes_the_row_delete_durable_before_trashing_the_directory() {
          directory to trash: a power cut can bring the row back without its secrets: \
          {shown:#?}"
     );
+    // And of its directory: a WAL file made since the last checkpoint is lost with
+    // its frames if its name is not durable.
+    let data_dir = install.config.database_path();
+    let data_dir = data_dir.parent().unwrap().display().to_string();
+    assert!(
+        calls[last_db_write..trashed]
+            .iter()
+            .any(|c| syncs(c, &data_dir)),
+        "no fsync of the data directory {data_dir} before the rename of the directory \
+         to trash: {shown:#?}"
+    );
     let bm = install.open();
     assert_eq!(bm.list_bots(None).unwrap().len(), 1);
     assert!(bm.secrets().bots().unwrap().is_empty());
@@ -498,6 +509,15 @@ fn migrate_makes_the_new_database_and_its_directory_entry_durable() {
         "no fsync of {top} after the mkdir of the data directory {dir}: a power cut can \
          lose the directory and the database in it: {shown:#?}"
     );
+    // Only the folders whose entries changed: none above {top}, which existed (an
+    // fsync costs time, and opening a folder to fsync it needs read permission on it).
+    for above in Path::new(&top).ancestors().skip(1) {
+        let above = above.display().to_string();
+        assert!(
+            !calls.iter().any(|c| syncs(c, &above)),
+            "migrate fsynced {above}, which it did not change: {shown:#?}"
+        );
+    }
     let db = format!("{dir}/botmaker.db");
     let created = calls
         .iter()
