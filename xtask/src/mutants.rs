@@ -41,6 +41,13 @@ pub(crate) struct Selection {
     pub(crate) extra: Vec<String>,
 }
 
+/// The parts CI rotates over: those whose whole run has been triaged (every missed
+/// mutant killed or listed as equivalent; TESTING.md). The secrets and facade parts
+/// join when theirs is: until then a slice of theirs would fail CI on gaps already
+/// known, not on the change under test. `cargo xtask mutants --part secrets` runs
+/// them by hand.
+pub(crate) const CI_PARTS: &[&str] = &["domain", "sqlite"];
+
 /// Mutants in one CI slice: about 12 × 30 s (a mutant's build and the tests up to the
 /// first failure; up to a minute when nothing fails) plus the builds, a few minutes.
 pub(crate) const CI_SLICE_MUTANTS: usize = 12;
@@ -66,7 +73,7 @@ pub(crate) fn installed() -> bool {
 fn ci_slices() -> Result<Vec<(&'static str, usize, usize)>> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut slices = Vec::new();
-    for (part, package, _) in PARTS {
+    for (part, package, _) in PARTS.iter().filter(|(part, _, _)| CI_PARTS.contains(part)) {
         let out = Command::new(&cargo)
             .args(["mutants", "--list", "--package", package])
             .output()
