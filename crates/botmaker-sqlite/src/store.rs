@@ -98,9 +98,6 @@ const PAGE_BY_STATUS_AFTER: &str = concat!(
     " LIMIT ?4"
 );
 const ID_EXISTS: &str = "SELECT 1 FROM bots WHERE id = ?1";
-/// Whether the id (first column) and the name (second) are taken, in one statement.
-const TAKEN: &str = "SELECT EXISTS (SELECT 1 FROM bots WHERE id = ?1), \
-     EXISTS (SELECT 1 FROM bots WHERE name = ?2)";
 /// A bot and its rowid, for a change in the same transaction.
 const GET_FOR_UPDATE: &str = concat!("SELECT ", bot_columns!(), ", rowid FROM bots WHERE id = ?1");
 const INSERT: &str = concat!(
@@ -132,7 +129,6 @@ const STATEMENTS: &[&str] = &[
     PAGE_BY_STATUS,
     PAGE_BY_STATUS_AFTER,
     ID_EXISTS,
-    TAKEN,
     GET_FOR_UPDATE,
     INSERT,
     UPDATE_STATUS,
@@ -466,22 +462,6 @@ impl BotRepository for SqliteStore {
             self.write("create", move |conn| {
                 let mut buf = [0u8; BotId::LEN];
                 let id = new.id.encode(&mut buf);
-                // Both keys in one statement, in the transaction of the insert: the id
-                // is named first when both are taken.
-                let (id_taken, name_taken) = conn
-                    .prepare_cached(TAKEN)?
-                    .query_row([id, new.name.as_str()], |row| {
-                        Ok((row.get::<_, bool>(0)?, row.get::<_, bool>(1)?))
-                    })?;
-                if id_taken {
-                    return Err(RepoError::IdTaken { id: new.id }.into());
-                }
-                if name_taken {
-                    return Err(RepoError::NameTaken {
-                        name: new.name.clone(),
-                    }
-                    .into());
-                }
                 let bot = Bot::from_new(new.clone(), now);
                 let inserted = conn.prepare_cached(INSERT)?.execute(params![
                     id,
@@ -495,11 +475,20 @@ impl BotRepository for SqliteStore {
                     bot.updated_at.as_unix_micros(),
                     bot.secrets_root.as_ref().map(ToString::to_string),
                 ]);
+                // No check before the insert: the UNIQUE constraints refuse a taken key,
+                // and only then is it worth a lookup. SQLite names one violated
+                // constraint; the id is named first when both are taken.
                 match inserted {
                     Ok(_) => Ok(bot),
-                    Err(e) => {
-                        Err(unique_violation(&e, &new).map_or(Failure::Sqlite(e), Failure::Repo))
-                    }
+                    Err(e) => match unique_violation(&e, &new) {
+                        Some(RepoError::NameTaken { .. })
+                            if conn.prepare_cached(ID_EXISTS)?.exists([id])? =>
+                        {
+                            Err(RepoError::IdTaken { id: new.id }.into())
+                        }
+                        Some(taken) => Err(taken.into()),
+                        None => Err(Failure::Sqlite(e)),
+                    },
                 }
             })
         })
@@ -657,9 +646,9 @@ impl BotRepository for SqliteStore {
     }
 }
 
-/// A UNIQUE violation of the insert as the repository error it means. Unreachable
-/// while `create` checks both keys first in the same transaction; kept so that a
-/// constraint is never reported as a backend failure.
+/// A UNIQUE violation of the insert as the repository error it means (`create` looks
+/// no key up before its insert), so that a constraint is never reported as a backend
+/// failure.
 fn unique_violation(e: &rusqlite::Error, new: &NewBot) -> Option<RepoError> {
     let rusqlite::Error::SqliteFailure(err, Some(message)) = e else {
         return None;
