@@ -147,8 +147,18 @@ pub(crate) const SLOW_CHECKPOINT_US: u64 = 100_000;
 /// on old frames) or fails is reported and is not the commit's failure: the commit
 /// is durable in the WAL either way, and SQLite's own hook ignores it the same way.
 pub(crate) fn checkpoint_with_events(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    checkpoint_with_events_from(conn, path, SLOW_CHECKPOINT_US)
+}
+
+/// [`checkpoint_with_events`] with the warn threshold given (tests make every
+/// checkpoint slow, or none).
+fn checkpoint_with_events_from(
+    conn: &mut Connection,
+    path: &Path,
+    slow_us: u64,
+) -> Result<(), StoreError> {
     conn.wal_hook(Some(
-        |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+        move |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
             if pages < CHECKPOINT_PAGES {
                 return Ok(());
             }
@@ -156,7 +166,7 @@ pub(crate) fn checkpoint_with_events(conn: &mut Connection, path: &Path) -> Resu
             let result = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::PASSIVE);
             let elapsed_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
             match result {
-                Ok((wal_frames, copied)) if elapsed_us >= SLOW_CHECKPOINT_US => {
+                Ok((wal_frames, copied)) if elapsed_us >= slow_us => {
                     tracing::warn!(pages, wal_frames, copied, elapsed_us, "slow WAL checkpoint");
                 }
                 Ok((wal_frames, copied)) => {
@@ -298,6 +308,40 @@ pub(crate) const NOT_A_DATABASE: &str = "SQLite says the file is not a database"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The level of the event a checkpoint sends: warn from the threshold, debug
+    /// below it (a checkpoint takes more than 0 µs and less than `u64::MAX`).
+    #[test]
+    fn a_checkpoint_is_reported_at_warn_from_the_threshold_and_at_debug_below() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        for (slow_us, level) in [(0, "WARN"), (u64::MAX, "DEBUG")] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("c.db");
+            let mut conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            conn.execute_batch("CREATE TABLE t (b BLOB)").unwrap();
+            checkpoint_with_events_from(&mut conn, &path, slow_us).unwrap();
+            let events = crate::group::tests::Events::default();
+            let subscriber = tracing_subscriber::registry().with(events.clone());
+            tracing::subscriber::with_default(subscriber, || {
+                // One commit of about 1 200 pages: past CHECKPOINT_PAGES.
+                let tx = conn.transaction().unwrap();
+                for _ in 0..1200 {
+                    tx.execute("INSERT INTO t VALUES (zeroblob(4000))", [])
+                        .unwrap();
+                }
+                tx.commit().unwrap();
+            });
+            let lines = events.0.lock().unwrap().clone();
+            let checkpoints: Vec<&String> =
+                lines.iter().filter(|l| l.contains("checkpoint")).collect();
+            assert_eq!(checkpoints.len(), 1, "slow_us {slow_us}: {lines:?}");
+            assert!(
+                checkpoints[0].starts_with(level),
+                "slow_us {slow_us}: {checkpoints:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_immutable_uri_escapes_what_a_uri_would_read() {

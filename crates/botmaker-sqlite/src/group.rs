@@ -477,7 +477,7 @@ fn finish_all(jobs: &mut [Box<dyn Job>], ended: Option<&rusqlite::Error>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::sync::mpsc;
     use std::thread;
@@ -1027,7 +1027,7 @@ mod tests {
 
     /// The events a batch sends, one line each: its level, then every field.
     #[derive(Clone, Default)]
-    struct Events(Arc<Mutex<Vec<String>>>);
+    pub(crate) struct Events(pub(crate) Arc<Mutex<Vec<String>>>);
 
     impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
         fn on_event(
