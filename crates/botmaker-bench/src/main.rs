@@ -36,6 +36,15 @@ use botmaker::secrets::SecretsStore;
 use botmaker::sqlite::SqliteStore;
 use botmaker_testkit::scratch::Scratch;
 
+/// The registry's columns in the stores' order, for the bare baselines' statements
+/// (`raw.rs` on SQLite, `pg.rs` on PostgreSQL): the same list on both.
+macro_rules! cols {
+    () => {
+        "id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at, \
+         secrets_root"
+    };
+}
+
 mod aio;
 mod pg;
 mod raw;

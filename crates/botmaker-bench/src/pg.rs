@@ -266,13 +266,6 @@ fn decode(r: &postgres::Row) -> Result<RawBot> {
     })
 }
 
-macro_rules! cols {
-    () => {
-        "id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at, \
-         secrets_root"
-    };
-}
-
 // The store's statements (`botmaker-postgres/src/store.rs`), one round trip each.
 const INSERT: &str = concat!(
     "INSERT INTO bots (",

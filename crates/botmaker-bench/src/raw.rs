@@ -38,13 +38,6 @@ struct RawBot {
     secrets_root: Option<String>,
 }
 
-macro_rules! cols {
-    () => {
-        "id, name, ai_provider, model, channel_type, container_id, status, created_at, updated_at, \
-         secrets_root"
-    };
-}
-
 // The same statements the store runs (keyset pages on the same index, the lifecycle
 // checked in the UPDATE's WHERE), as constants: no SQL is formatted per operation.
 const INSERT: &str = concat!(
